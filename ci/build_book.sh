@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Build the book: install what is missing, execute every chapter with papermill, render HTML.
+#   bash ci/build_book.sh            # each chapter in its book profile (full where a CPU suffices or a GPU is present)
+#   PROFILE=smoke bash ci/build_book.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+bash ci/setup.sh
+"$PY" ci/run_chapters.py --profile "${PROFILE:-book}" --out book/executed
+jupyter-book build . --builder html
+echo "[build_book] open _build/html/index.html"

@@ -1,0 +1,153 @@
+#!/usr/bin/env python
+"""Execute the book's chapters with papermill.
+
+    python ci/run_chapters.py --profile {smoke,full,book} --out DIR [--only NAME ...] [--publish]
+
+Each chapter `notebooks/NN_<name>.py` (jupytext percent format, the only source) is converted to .ipynb with
+the python3 kernelspec and executed one at a time with a per-cell timeout. The runner injects the parameters
+`profile`, `metrics_path` (DIR/<name>/metrics.json) and `artifacts_dir` (DIR/<name>/). It writes the executed
+notebook to DIR/<name>/<name>.ipynb and the wall times to DIR/timings.json. `--profile book` picks each
+chapter's book profile (r3gan_core.profiles.book_profile). `--publish` copies a chapter's full-profile
+metrics and artifacts into results/<name>/, the stored results the book shows. A failing chapter stops the
+run with a non-zero exit, naming the chapter and the failing cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from r3gan_core.profiles import PROFILES, book_profile, chapter_names, chapter_profiles  # noqa: E402
+from r3gan_core.report import read_json, write_json_atomic  # noqa: E402
+
+NOTEBOOKS = REPO / "notebooks"
+RESULTS = REPO / "results"
+
+
+def chapter_source(name: str) -> Path:
+    """notebooks/NN_<name>.py for a chapter name."""
+    matches = sorted(NOTEBOOKS.glob(f"[0-9][0-9]_{name}.py"))
+    if len(matches) != 1:
+        raise FileNotFoundError(f"expected one notebooks/NN_{name}.py, found {[m.name for m in matches]}")
+    return matches[0]
+
+
+def available_chapters() -> list[str]:
+    """Chapters of the profiles table that have a source file, in book order."""
+    return [n for n in chapter_names() if list(NOTEBOOKS.glob(f"[0-9][0-9]_{n}.py"))]
+
+
+def to_notebook(source: Path, target: Path) -> None:
+    """jupytext percent .py -> .ipynb with the python3 kernelspec papermill needs."""
+    import jupytext
+
+    nb = jupytext.read(source)
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    nb.metadata.setdefault("language_info", {"name": "python"})
+    jupytext.write(nb, target, fmt="ipynb")
+
+
+def failing_cell(notebook: Path) -> str:
+    """Describe the first cell of an executed notebook that holds an error output."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                first = cell.source.strip().splitlines()[:1]
+                return f"cell {i} ({first[0][:80] if first else 'empty'}): {out.get('ename')}: {out.get('evalue')}"
+    return "no cell holds an error output (the kernel may have died or timed out)"
+
+
+def run_chapter(name: str, profile: str, out: Path, cell_timeout: int) -> float:
+    """Execute one chapter; return its wall time in seconds."""
+    import papermill as pm
+
+    chapter_dir = out / name
+    chapter_dir.mkdir(parents=True, exist_ok=True)
+    src_nb = chapter_dir / f"{name}.source.ipynb"
+    dst_nb = chapter_dir / f"{name}.ipynb"
+    to_notebook(chapter_source(name), src_nb)
+    params = {"profile": profile, "metrics_path": str(chapter_dir / "metrics.json"),
+              "artifacts_dir": str(chapter_dir)}
+    t0 = time.perf_counter()
+    try:
+        pm.execute_notebook(str(src_nb), str(dst_nb), parameters=params, kernel_name="python3",
+                            execution_timeout=cell_timeout, cwd=str(REPO), progress_bar=False,
+                            report_mode=False, log_output=False)
+    except Exception as exc:  # papermill raises PapermillExecutionError, a timeout error or a kernel death
+        where = failing_cell(dst_nb) if dst_nb.exists() else "before any cell ran"
+        raise RuntimeError(f"chapter {name!r} (profile {profile}) failed at {where}\n  ({type(exc).__name__})") from exc
+    finally:
+        src_nb.unlink(missing_ok=True)
+    return time.perf_counter() - t0
+
+
+def publish(name: str, out: Path) -> Path:
+    """Copy a full-profile chapter's metrics.json and artifacts into results/<name>/ (atomic per file)."""
+    record = read_json(out / name / "metrics.json")
+    if record.get("provenance", {}).get("profile") != "full":
+        raise ValueError(f"refusing to publish {name!r}: only full-profile results are published")
+    target = RESULTS / name
+    target.mkdir(parents=True, exist_ok=True)
+    for f in (out / name).iterdir():
+        if f.is_file() and f.suffix in {".json", ".png", ".csv"}:
+            tmp = target / f".{f.name}.tmp"
+            shutil.copyfile(f, tmp)
+            tmp.replace(target / f.name)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", required=True, choices=[*PROFILES, "book"])
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--only", nargs="+", default=None, metavar="NAME", help="run only these chapters")
+    parser.add_argument("--cell-timeout", type=int, default=1800, help="seconds allowed per cell")
+    parser.add_argument("--publish", action="store_true", help="store full-profile results under results/")
+    args = parser.parse_args(argv)
+
+    names = available_chapters()
+    if args.only:
+        unknown = [n for n in args.only if n not in names]
+        if unknown:
+            parser.error(f"unknown chapter(s) {unknown}; valid choices: {', '.join(names)}")
+        names = [n for n in names if n in args.only]
+    if args.profile == "paper":
+        parser.error("the paper profile is documented as commands in each chapter and is never executed here")
+
+    import torch
+
+    have_gpu = torch.cuda.is_available()
+    args.out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, dict] = {}
+    timings_path = args.out / "timings.json"
+    if timings_path.exists():
+        timings = read_json(timings_path)
+    for name in names:
+        profile = book_profile(name, have_gpu) if args.profile == "book" else args.profile
+        if profile not in chapter_profiles(name) and profile != "smoke":
+            profile = "smoke"
+        print(f"[run_chapters] {name}: profile {profile} ...", flush=True)
+        try:
+            wall = run_chapter(name, profile, args.out, args.cell_timeout)
+        except RuntimeError as err:
+            print(f"[run_chapters] FAILED: {err}", file=sys.stderr, flush=True)
+            return 1
+        timings[name] = {"profile": profile, "wall_s": round(wall, 1)}
+        write_json_atomic(timings_path, timings)
+        print(f"[run_chapters] {name}: done in {wall:.1f}s", flush=True)
+        if args.publish:
+            print(f"[run_chapters] {name}: published to {publish(name, args.out)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""Validation of named choices, shared by every module that takes a string option."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def require_choice(what: str, value: object, choices: Iterable[object]) -> None:
+    """Raise ValueError naming `what` and the valid choices if `value` is not one of them."""
+    choices = tuple(choices)
+    if value not in choices:
+        valid = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"unknown {what} {value!r}; valid choices: {valid}")
+
+
+def require_positive(what: str, value: float, *, allow_zero: bool = False) -> None:
+    """Raise ValueError if `value` is not > 0 (or >= 0 when allow_zero)."""
+    ok = value >= 0 if allow_zero else value > 0
+    if not ok:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{what} must be {bound}, got {value!r}")

@@ -1,0 +1,136 @@
+"""GAN and RpGAN losses with the zero-centred gradient penalties R1 and R2 (paper Sec. 2, Eqs. 1-4).
+
+Two sign conventions describe the same objective:
+
+* Paper: L(theta, psi) = E[f(D(G(z)) - D(x))] with the concave f(t) = -log(1 + exp(-t)) = -softplus(-t);
+  D *maximises* L, G minimises it. There D scores fakes higher at the optimum of that sign choice.
+* Code (this module, the official code): D scores reals higher and *minimises*
+  softplus(-(D(x) - D(G(z)))) + (gamma / 2) * (R1 + R2); G minimises softplus(-(D(G(z)) - D(x))).
+
+Substitute D -> -D in the paper's form: f(D(x) - D(G(z))) = -softplus(-(D(x) - D(G(z)))), so maximising the
+paper's L over D is minimising our D loss; the generator's form is the usual non-saturating swap of arguments.
+Every function returns a per-sample tensor of shape [N]; average it yourself.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .choices import require_choice, require_positive
+
+LOSSES = ("gan", "rpgan")
+PENALTIES = ("none", "r1", "r2", "r1+r2")
+
+
+# Classic GAN (Goodfellow et al. 2014), non-saturating G: the baseline of Table 1.
+def gan_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """softplus(-D(x)) + softplus(D(G(z))) per sample."""
+    return F.softplus(-real_logits) + F.softplus(fake_logits)
+
+
+def gan_generator_loss(fake_logits: Tensor) -> Tensor:
+    """Non-saturating generator loss softplus(-D(G(z))) per sample."""
+    return F.softplus(-fake_logits)
+
+
+# Relativistic pairing GAN (Jolicoeur-Martineau 2018), paper Eq. 2: real i is paired with fake i.
+def rpgan_discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """softplus(-(D(x) - D(G(z)))) per pair."""
+    return F.softplus(-(real_logits - fake_logits))
+
+
+def rpgan_generator_loss(fake_logits: Tensor, real_logits: Tensor) -> Tensor:
+    """softplus(-(D(G(z)) - D(x))) per pair; `real_logits` come from a fresh real batch."""
+    return F.softplus(-(fake_logits - real_logits))
+
+
+def discriminator_loss(loss: str, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """Dispatch on `loss` in LOSSES."""
+    require_choice("loss", loss, LOSSES)
+    if loss == "gan":
+        return gan_discriminator_loss(real_logits, fake_logits)
+    return rpgan_discriminator_loss(real_logits, fake_logits)
+
+
+def generator_loss(loss: str, fake_logits: Tensor, real_logits: Tensor | None = None) -> Tensor:
+    """Dispatch on `loss` in LOSSES; RpGAN needs `real_logits`."""
+    require_choice("loss", loss, LOSSES)
+    if loss == "gan":
+        return gan_generator_loss(fake_logits)
+    if real_logits is None:
+        raise ValueError("the rpgan generator loss needs real_logits (a real batch paired with the fakes)")
+    return rpgan_generator_loss(fake_logits, real_logits)
+
+
+# R1 (Mescheder et al. 2018) on reals and R2 on fakes, paper Eq. 3-4: ||grad_x D(x)||^2 per sample.
+def zero_centered_penalty(samples: Tensor, logits: Tensor, create_graph: bool = True) -> Tensor:
+    """Per-sample squared norm of dD/dx, summed over every non-batch dimension.
+
+    `samples` must have requires_grad=True and `logits` must be D(samples). With create_graph=True the
+    result can be backpropagated into D's parameters (a double backward), which is what training needs.
+    """
+    if not samples.requires_grad:
+        raise ValueError("zero_centered_penalty needs samples with requires_grad=True")
+    (grad,) = torch.autograd.grad(logits.sum(), samples, create_graph=create_graph)
+    return grad.square().flatten(1).sum(1)
+
+
+def penalty_weights(penalty: str, gamma: float) -> tuple[float, float]:
+    """(weight on R1, weight on R2): gamma/2 on each penalty that is switched on (the code convention)."""
+    require_choice("penalty", penalty, PENALTIES)
+    require_positive("gamma", gamma, allow_zero=True)
+    half = gamma / 2
+    return (half if "r1" in penalty else 0.0, half if "r2" in penalty else 0.0)
+
+
+def discriminator_objective(
+    discriminator, real: Tensor, fake: Tensor, loss: str, penalty: str, gamma: float, labels: Tensor | None = None
+) -> tuple[Tensor, dict[str, float]]:
+    """D's full objective, per sample: adversarial loss + (gamma/2)(R1 + R2 as switched on).
+
+    `fake` is detached here: penalties and this loss regularise and train D only. Returns the per-sample
+    objective and detached statistics (logits, penalties, D's gradient norms on reals and fakes).
+    The gradient norms are always measured (cheaply reused when the penalty needs them anyway): the paper's
+    Sec. 3.1 diagnosis is that with R1 only, D's gradient on fakes explodes.
+    """
+    w_r1, w_r2 = penalty_weights(penalty, gamma)
+    real = real.detach().requires_grad_(True)
+    fake = fake.detach().requires_grad_(True)
+    kwargs = {} if labels is None else {"c": labels}
+    real_logits = discriminator(real, **kwargs).reshape(-1)
+    fake_logits = discriminator(fake, **kwargs).reshape(-1)
+    adversarial = discriminator_loss(loss, real_logits, fake_logits)
+    r1 = zero_centered_penalty(real, real_logits, create_graph=w_r1 > 0)
+    r2 = zero_centered_penalty(fake, fake_logits, create_graph=w_r2 > 0)
+    total = adversarial
+    if w_r1 > 0:
+        total = total + w_r1 * r1
+    if w_r2 > 0:
+        total = total + w_r2 * r2
+    stats = {
+        "d_loss": adversarial.mean().item(),
+        "r1": r1.mean().item(),
+        "r2": r2.mean().item(),
+        "real_logits": real_logits.mean().item(),
+        "fake_logits": fake_logits.mean().item(),
+        "grad_norm_real": r1.sqrt().mean().item(),
+        "grad_norm_fake": r2.sqrt().mean().item(),
+    }
+    return total, stats
+
+
+def generator_objective(
+    discriminator, fake: Tensor, real: Tensor | None, loss: str, labels: Tensor | None = None
+) -> tuple[Tensor, dict[str, float]]:
+    """G's per-sample objective (non-saturating); `real` (a fresh real batch) is needed for RpGAN only."""
+    kwargs = {} if labels is None else {"c": labels}
+    fake_logits = discriminator(fake, **kwargs).reshape(-1)
+    real_logits = None
+    if loss == "rpgan":
+        if real is None:
+            raise ValueError("the rpgan generator objective needs a real batch")
+        real_logits = discriminator(real.detach(), **kwargs).reshape(-1)
+    g = generator_loss(loss, fake_logits, real_logits)
+    return g, {"g_loss": g.mean().item()}

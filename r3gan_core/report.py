@@ -1,0 +1,153 @@
+"""Provenance of every number the book shows, and atomic JSON writing.
+
+Every chapter opens with `Provenance.start(chapter, profile)`, and every stored result and figure footer
+carries its fields: profile, device, git commit, date, images seen, wall time.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def pick_device(prefer: str = "auto") -> torch.device:
+    """CUDA, then MPS, then CPU for 'auto'; or the named device ('cpu', 'cuda', 'cuda:1', 'mps')."""
+    if prefer != "auto":
+        return torch.device(prefer)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def device_description(device: torch.device | str | None = None) -> str:
+    """A human-readable name: the GPU model on CUDA, else 'cpu (N threads)' or 'mps'."""
+    device = pick_device() if device is None else torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return device.type
+
+
+def git_commit(repo: Path | None = None) -> str:
+    """The current commit hash (with '+dirty' when the tree has changes), or 'unknown' outside git."""
+    repo = repo or Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=repo, capture_output=True,
+                              text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _jsonable(value: Any) -> Any:
+    """Turn numpy / torch scalars and arrays, tuples and paths into plain JSON types."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, torch.Tensor):
+        return _jsonable(value.detach().cpu().tolist())
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return _jsonable(value.tolist())
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return str(value)  # JSON has no NaN / inf; keep them visible as strings
+    return value
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
+    """Write JSON to a temporary file beside `path`, then rename: a reader never sees a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(_jsonable(data), f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    with open(path) as f:
+        return json.load(f)
+
+
+@dataclass
+class Provenance:
+    """How a result was produced. `finish()` stamps the wall time; `footer()` is a figure caption."""
+
+    chapter: str
+    profile: str
+    device: str
+    commit: str
+    date: str
+    images_seen: int | None = None
+    steps: int | None = None
+    wall_time_s: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    _t0: float = field(default=0.0, repr=False)
+
+    @classmethod
+    def start(cls, chapter: str, profile: str, device: torch.device | str | None = None) -> "Provenance":
+        p = cls(chapter=chapter, profile=profile, device=device_description(device), commit=git_commit(),
+                date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+        p._t0 = time.perf_counter()
+        return p
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._t0
+
+    def finish(self, images_seen: int | None = None, steps: int | None = None, **extra: Any) -> "Provenance":
+        if images_seen is not None:
+            self.images_seen = int(images_seen)
+        if steps is not None:
+            self.steps = int(steps)
+        self.extra.update(extra)
+        self.wall_time_s = round(self.elapsed(), 2)
+        return self
+
+    def footer(self) -> str:
+        parts = [f"profile={self.profile}", f"device={self.device}"]
+        if self.steps is not None:
+            parts.append(f"steps={self.steps:,}")
+        if self.images_seen is not None:
+            parts.append(f"images seen={self.images_seen:,}")
+        wall = self.wall_time_s if self.wall_time_s is not None else round(self.elapsed(), 1)
+        parts.append(f"wall={wall:.1f}s")
+        parts.append(f"commit={self.commit}")
+        return " · ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("_t0", None)
+        return d
+
+    def __str__(self) -> str:
+        return f"[{self.chapter}] " + self.footer() + f" · {self.date}"
+
+
+def write_metrics(path: str | os.PathLike | None, metrics: dict[str, Any], provenance: Provenance) -> dict:
+    """Write a chapter's headline numbers with their provenance (atomically); path None = don't write."""
+    record = {"provenance": provenance.as_dict(), "metrics": metrics}
+    if path:
+        write_json_atomic(path, record)
+    return record
