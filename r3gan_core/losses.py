@@ -73,7 +73,9 @@ def zero_centered_penalty(samples: Tensor, logits: Tensor, create_graph: bool = 
     """
     if not samples.requires_grad:
         raise ValueError("zero_centered_penalty needs samples with requires_grad=True")
-    (grad,) = torch.autograd.grad(logits.sum(), samples, create_graph=create_graph)
+    # retain_graph=True: the caller still backpropagates its adversarial loss through `logits` afterwards,
+    # and create_graph=False alone would free that graph (a "backward through the graph a second time" error).
+    (grad,) = torch.autograd.grad(logits.sum(), samples, create_graph=create_graph, retain_graph=True)
     return grad.square().flatten(1).sum(1)
 
 
