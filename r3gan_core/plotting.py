@@ -50,3 +50,66 @@ def show_grid(ax: plt.Axes, images: torch.Tensor | np.ndarray, title: str | None
     ax.grid(False)
     if title:
         ax.set_title(title, fontsize=9)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Figures of training runs. `runs` are records from r3gan_core.experiments.run_record (plain dicts), so fresh
+# runs and published results draw the same way.
+# ---------------------------------------------------------------------------------------------------------
+def _long_table(runs: list[dict], table: str, columns: tuple[str, ...], hue: str = "label"):
+    import pandas as pd
+
+    rows = []
+    for run in runs:
+        for rec in run.get(table, []):
+            row = {hue: run.get(hue, run.get("label")), "seed": run.get("seed", 0)}
+            row.update({c: rec.get(c) for c in columns})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_metric_curves(runs: list[dict], metrics: tuple[str, ...], provenance: Provenance | str,
+                       hue: str = "label", log_y: tuple[str, ...] = ()) -> plt.Figure:
+    """Small multiples: each metric of the runs' evaluations against images seen (bands over seeds)."""
+    df = _long_table(runs, "evaluations", ("images_seen", *metrics), hue)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        if not df.empty and df[m].notna().any():
+            sns.lineplot(data=df, x="images_seen", y=m, hue=hue, marker="o", errorbar=("pi", 100), ax=ax)
+        ax.set_title(m)
+        ax.set_xlabel("real images seen by D")
+        if m in log_y:
+            ax.set_yscale("log")
+    fig.tight_layout()
+    return add_footer(fig, provenance)
+
+
+def plot_gradient_norms(runs: list[dict], provenance: Provenance | str, hue: str = "label") -> plt.Figure:
+    """D's input-gradient norm on reals and on fakes over training (log scale): the paper's Sec. 3.1 diagnosis."""
+    df = _long_table(runs, "records", ("images_seen", "grad_norm_real", "grad_norm_fake"), hue)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
+    for ax, col, title in zip(axes, ("grad_norm_real", "grad_norm_fake"), ("on reals", "on fakes")):
+        if not df.empty:
+            sns.lineplot(data=df, x="images_seen", y=col, hue=hue, errorbar=("pi", 100), ax=ax)
+        ax.set_yscale("log")
+        ax.set_title(f"||grad_x D|| {title}")
+        ax.set_xlabel("real images seen by D")
+    fig.tight_layout()
+    return add_footer(fig, provenance)
+
+
+def plot_sample_grids(grids: dict[str, torch.Tensor | np.ndarray], provenance: Provenance | str,
+                      nrow: int = 8) -> plt.Figure:
+    """One panel of samples per run (label -> N x C x H x W in [-1, 1]); a missing grid shows 'no samples'."""
+    n = max(1, len(grids))
+    fig, axes = plt.subplots(1, n, figsize=(2.6 * n, 2.9), squeeze=False)
+    for ax, (label, images) in zip(axes[0], grids.items()):
+        if images is None:
+            ax.text(0.5, 0.5, "no samples\n(diverged)", ha="center", va="center")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(label, fontsize=9)
+        else:
+            show_grid(ax, images[: nrow * nrow], title=label, nrow=nrow)
+    fig.tight_layout()
+    return add_footer(fig, provenance)

@@ -1,0 +1,79 @@
+"""Atomic checkpoints and the random-number state that makes `resume` exact.
+
+A checkpoint is one `torch.save` dictionary written to a temporary file in the destination folder and then
+renamed over the destination (`os.replace` is atomic on POSIX and Windows): a process killed at any moment
+leaves either the previous checkpoint or the new one, never half a file.
+
+Loading uses `weights_only=False` because the RNG states are Python and NumPy objects: load only checkpoints
+you wrote yourself.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+CHECKPOINT_FORMAT = "r3gan-checkpoint-1"
+
+
+def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
+    """torch.save `obj` to `path` through a temporary file beside it, fsync'd, then os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a checkpoint is an ordinary file
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by `save_atomic`; ValueError if it is not one of ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not an r3gan checkpoint (expected format {CHECKPOINT_FORMAT!r})")
+    return ckpt
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, NumPy and torch (CPU and every CUDA device) global generator states of this process."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        state["mps"] = torch.mps.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what `rng_state` captured (device states only where that device exists now)."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    if "mps" in state and getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        torch.mps.set_rng_state(state["mps"].cpu())
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (every device) from one integer."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)

@@ -1,0 +1,294 @@
+"""The `r3gan` command: train, sample, evaluate.
+
+    r3gan train --config E --preset stacked8 --total-images 64000 --out-dir runs/e [--resume [PATH]]
+    r3gan sample --checkpoint runs/e/checkpoint.pt --n 64 --out grid.png [--out samples.pt] [--truncation 1.5]
+    r3gan evaluate --checkpoint runs/e/checkpoint.pt [--dataset stacked-digits:8] [--num-samples 26000]
+    torchrun --nproc_per_node=4 -m r3gan_core.cli train ...     # several GPUs
+
+`train`'s flags mirror TrainConfig's fields (config -> --config, total_images -> --total-images, ...).
+With --resume, the run's settings come from the checkpoint and only the flags you pass change them (a longer
+--total-images, say). Exit status: 0 ok, 2 bad input, 3 the run diverged (the last good checkpoint is kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 3
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Argument types
+# ---------------------------------------------------------------------------------------------------------
+def _schedule_value(text: str) -> float | tuple[float, float]:
+    """'2e-4' (constant) or '2e-4,5e-5' (cosine from base to final)."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'base,final', got {text!r}") from None
+    if len(values) == 1:
+        return values[0]
+    if len(values) == 2:
+        return (values[0], values[1])
+    raise argparse.ArgumentTypeError(f"expected a number or 'base,final', got {text!r}")
+
+
+def _images(text: str) -> int:
+    """An image count: 64000, 64_000, 64k or 10M."""
+    t = text.strip().lower().replace("_", "")
+    scale = {"k": 1_000, "m": 1_000_000}.get(t[-1:], 1)
+    try:
+        value = float(t[:-1] if scale > 1 else t) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an image count like 64000, 64k or 10M, got {text!r}") from None
+    if value != int(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole, non-negative image count, got {text!r}")
+    return int(value)
+
+
+def _network_override(text: str) -> tuple[str, Any]:
+    """KEY=VALUE with VALUE an int, float, bool, comma list of numbers, or a string."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, raw = text.split("=", 1)
+
+    def scalar(s: str) -> Any:
+        try:
+            return json.loads(s)
+        except json.JSONDecodeError:
+            return s
+
+    value = [scalar(s) for s in raw.split(",")] if "," in raw else scalar(raw)
+    return key.strip(), value
+
+
+# Flags that need more than the field's type.
+_IMAGE_FIELDS = ("total_images", "log_every", "sample_every", "checkpoint_every", "spectral_every",
+                 "schedule_images")
+_SCHEDULE_FIELDS = ("gamma", "lr", "beta2", "ema_half_life")
+_HELP = {
+    "config": "roadmap configuration", "preset": "network and schedule preset",
+    "dataset": "data spec, e.g. digits:8, stacked-digits:16, mnist:/path (default: the preset's)",
+    "network": "networks.build override KEY=VALUE (repeatable), e.g. widths=32,32",
+    "gamma": "R1/R2 weight: a number or 'base,final'", "lr": "learning rate: a number or 'base,final'",
+    "beta2": "Adam beta2: a number or 'base,final'", "ema_half_life": "EMA half-life in images: number or 'base,final'",
+    "resume": "continue from PATH (default with no PATH: OUT_DIR/checkpoint.pt when present)",
+    "pl_interval": "path length every k G steps (0 = off)", "ortho_beta": "BigGAN orthogonal penalty on G (e.g. 1e-4)",
+    "amp": "'auto' = bf16 autocast on CUDA only", "device": "auto, cpu, cuda, cuda:1 or mps",
+}
+
+
+def _add_train_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field; every default is 'not given' so --resume can tell what changed."""
+    from .losses import LOSSES, PENALTIES
+    from .recipes import CONFIGS, PRESETS
+    from .train import AMP_CHOICES, TrainConfig
+
+    choices = {"config": CONFIGS, "preset": tuple(PRESETS), "loss": LOSSES, "penalty": PENALTIES, "amp": AMP_CHOICES}
+    hints = typing.get_type_hints(TrainConfig)
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = _HELP.get(f.name, "")
+        default = getattr(defaults, f.name)
+        if f.name not in ("resume", "network"):
+            help_text = f"{help_text} (default: {default})".strip()
+        kw: dict[str, Any] = dict(default=argparse.SUPPRESS, help=help_text)
+        hint = hints[f.name]
+        if f.name == "resume":
+            p.add_argument(flag, nargs="?", const="auto", metavar="PATH", **kw)
+        elif f.name == "network":
+            p.add_argument(flag, type=_network_override, action="append", metavar="KEY=VALUE", **kw)
+        elif f.name in _SCHEDULE_FIELDS:
+            p.add_argument(flag, type=_schedule_value, metavar="V[,FINAL]", **kw)
+        elif f.name in _IMAGE_FIELDS:
+            p.add_argument(flag, type=_images, metavar="IMAGES", **kw)
+        elif bool in typing.get_args(hint) or hint is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+        elif f.name in choices:
+            p.add_argument(flag, choices=choices[f.name], **kw)
+        elif int in typing.get_args(hint) or hint is int:
+            p.add_argument(flag, type=int, **kw)
+        elif float in typing.get_args(hint) or hint is float:
+            p.add_argument(flag, type=float, **kw)
+        else:
+            p.add_argument(flag, type=str, **kw)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="r3gan", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sample,evaluate}")
+
+    p_train = sub.add_parser("train", help="train a configuration (flags mirror TrainConfig)")
+    _add_train_flags(p_train)
+
+    p_sample = sub.add_parser("sample", help="draw samples from a checkpoint's generator")
+    p_sample.add_argument("--checkpoint", required=True, metavar="PATH")
+    p_sample.add_argument("--n", type=int, default=64, help="number of samples (default: 64)")
+    p_sample.add_argument("--out", required=True, action="append", metavar="FILE",
+                          help="a .png grid, .pt (images, labels, z) or .npz; repeatable")
+    p_sample.add_argument("--truncation", type=float, default=None, metavar="T",
+                          help="resample latent entries with |z| > T (BigGAN's truncation trick; default: none)")
+    p_sample.add_argument("--seed", type=int, default=0)
+    p_sample.add_argument("--class", dest="class_index", type=int, default=None, metavar="K",
+                          help="conditional models: one class for every sample (default: classes cycle)")
+    p_sample.add_argument("--which", choices=("G_ema", "G"), default="G_ema")
+    p_sample.add_argument("--device", default="cpu")
+
+    p_eval = sub.add_parser("evaluate", help="digit metrics (FD, KID, precision/recall, modes, KL) of a checkpoint")
+    p_eval.add_argument("--checkpoint", required=True, metavar="PATH")
+    p_eval.add_argument("--dataset", default=None, metavar="SPEC", help="real data (default: the run's)")
+    p_eval.add_argument("--num-samples", type=int, default=26_000, help="generated samples (default: 26000)")
+    p_eval.add_argument("--seed", type=int, default=0)
+    p_eval.add_argument("--which", choices=("G_ema", "G"), default="G_ema")
+    p_eval.add_argument("--device", default="cpu")
+    p_eval.add_argument("--out", default=None, metavar="FILE", help="also write the JSON here (atomically)")
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------------------------------------
+def train_config_from_args(args: argparse.Namespace):
+    """TrainConfig from the flags given; with --resume, start from the checkpoint's own TrainConfig."""
+    from . import checkpoint as ckpt_io
+    from .train import CHECKPOINT_NAME, TrainConfig
+
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    if "network" in given:
+        given["network"] = dict(given["network"])
+    base = TrainConfig()
+    resume = given.get("resume")
+    if resume is not None:
+        if resume == "auto":
+            out_dir = given.get("out_dir")
+            path = Path(out_dir) / CHECKPOINT_NAME if out_dir else None
+        else:
+            path = Path(resume)
+        if path is not None and path.is_file():
+            saved = TrainConfig.from_dict(ckpt_io.load(path)["train_config"])
+            base = dataclasses.replace(saved, resume=None)
+        elif resume != "auto":
+            raise FileNotFoundError(f"--resume: no checkpoint at {path}")
+    return dataclasses.replace(base, **given)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    cfg = train_config_from_args(args)
+    result = train(cfg)
+    summary = {"status": result.status, "images_seen": result.images_seen, "steps": result.steps,
+               "wall_time_s": round(result.wall_time, 2), "checkpoint": result.checkpoint_path,
+               "log": result.log_path, "message": result.message}
+    print(json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in summary.items()}, indent=2))
+    return 0 if result.status == "ok" else EXIT_DIVERGED
+
+
+def _latents_and_labels(G, n: int, truncation: float | None, seed: int, class_index: int | None, conditional: bool):
+    import torch
+
+    from .biggan import truncated_normal
+
+    z = truncated_normal((n, G.z_dim), truncation, generator=torch.Generator().manual_seed(seed))
+    c = None
+    if conditional:
+        if class_index is not None:
+            if not 0 <= class_index < G.num_classes:
+                raise ValueError(f"--class must lie in [0, {G.num_classes}), got {class_index}")
+            c = torch.full((n,), class_index, dtype=torch.long)
+        else:
+            c = torch.arange(n) % G.num_classes
+    elif class_index is not None:
+        raise ValueError("--class given but the checkpoint's model is unconditional")
+    return z, c
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from .train import load_generator, sample_images, save_grid_png
+
+    if args.n < 1:
+        raise ValueError(f"--n must be >= 1, got {args.n}")
+    suffixes = (".png", ".pt", ".npz")
+    for out in args.out:
+        if Path(out).suffix.lower() not in suffixes:
+            raise ValueError(f"--out {out!r}: unknown file type; valid suffixes: {', '.join(suffixes)}")
+    G, cfg = load_generator(args.checkpoint, args.which, args.device)
+    z, c = _latents_and_labels(G, args.n, args.truncation, args.seed, args.class_index, cfg.conditional)
+    images = sample_images(G, z, c, args.device)
+    for out in args.out:
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        suffix = path.suffix.lower()
+        if suffix == ".png":
+            save_grid_png(images, path)
+        elif suffix == ".pt":
+            torch.save({"images": images, "labels": c, "z": z, "truncation": args.truncation, "seed": args.seed}, path)
+        else:
+            np.savez(path, images=images.numpy(), z=z.numpy(), **({"labels": c.numpy()} if c is not None else {}))
+        print(f"wrote {path}")
+    return 0
+
+
+_DIGIT_SCHEMES = ("digits", "stacked-digits", "mnist", "stackedmnist")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from .data import load_dataset, parse_spec
+    from .metrics import evaluate_images
+    from .report import write_json_atomic
+    from .train import dataset_spec, load_generator, sample_images
+
+    if args.num_samples < 2:
+        raise ValueError(f"--num-samples must be >= 2, got {args.num_samples}")
+    G, cfg = load_generator(args.checkpoint, args.which, args.device)
+    spec = args.dataset or dataset_spec(cfg)
+    scheme, _ = parse_spec(spec)
+    if scheme not in _DIGIT_SCHEMES:
+        raise ValueError(f"evaluate measures digit metrics; dataset {spec!r} is not digits (valid schemes: "
+                         f"{', '.join(_DIGIT_SCHEMES)}); for other data use r3gan_core.metrics.inception_metrics")
+    real = load_dataset(spec, G.resolution, seed=args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    z = torch.randn(args.num_samples, G.z_dim, generator=gen)
+    c = None
+    if cfg.conditional:  # classes in the proportions of the real data
+        c = real.labels[torch.randint(len(real.labels), (args.num_samples,), generator=gen)]
+    fake = sample_images(G, z, c, args.device)
+    metrics = evaluate_images(real.images, fake, stacked=real.channels == 3, num_samples=args.num_samples,
+                              seed=args.seed)
+    state_info = {"checkpoint": str(args.checkpoint), "which": args.which, "dataset": spec,
+                  "config": cfg.config, "preset": cfg.preset}
+    record = {**state_info, **metrics}
+    print(json.dumps(record, indent=2, default=float))
+    if args.out:
+        write_json_atomic(args.out, record)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate}[args.command]
+    try:
+        return command(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"r3gan {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,367 @@
+"""Experiment drivers shared by the image chapters (mode coverage, configs A-E, roadmap, BigGAN's lessons).
+
+One function trains a run and evaluates its G_ema as it goes, so every chapter reports the same numbers the
+same way::
+
+    from r3gan_core.experiments import train_and_evaluate
+    run = train_and_evaluate(TrainConfig(config="E", preset="stacked8", total_images=32_000, out_dir="runs/e"),
+                             label="E", evaluations=4, num_samples=5_000)
+    run.evaluations[-1]["fd_digits"], run.status, run.images_per_second
+
+A run with k evaluations trains in k segments through the trainer's exact resume (the cosine schedules are
+pinned to the whole run's length, so k segments give the same weights as one uninterrupted run), and after each
+segment samples `num_samples` images from G_ema and scores them with `metrics.evaluate_images`.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .biggan import truncated_normal
+from .choices import require_positive
+from .data import load_dataset
+from .metrics import evaluate_images
+from .train import TrainConfig, copy_config, dataset_spec, recipe_for, sample_images, train
+
+
+@dataclass
+class ExperimentResult:
+    """A trained and evaluated run. `evaluations` holds one metrics dict per segment (with images_seen)."""
+
+    label: str
+    status: str  # "ok" | "diverged"
+    message: str
+    images_seen: int
+    steps: int
+    wall_time: float  # seconds of training (evaluation excluded)
+    eval_time: float  # seconds spent sampling and scoring
+    images_per_second: float  # real images shown to D per second of training
+    evaluations: list[dict[str, Any]]
+    records: list[dict[str, Any]]  # the trainer's log records
+    spectral: list[dict[str, Any]]
+    samples: Tensor | None  # the last fixed-noise G_ema grid (CPU, [-1, 1])
+    checkpoint_path: Path | None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def final(self) -> dict[str, Any]:
+        """The last evaluation (an empty dict when the run diverged before its first one)."""
+        return self.evaluations[-1] if self.evaluations else {}
+
+    def summary(self) -> dict[str, Any]:
+        """Headline numbers for a chapter's metrics.json and tables."""
+        keys = ("fd_digits", "kid_digits", "precision_digits", "recall_digits", "modes", "reverse_kl",
+                "modes_confident", "reverse_kl_confident")
+        out: dict[str, Any] = {"label": self.label, "status": self.status, "images_seen": self.images_seen,
+                               "steps": self.steps, "wall_time_s": round(self.wall_time, 2),
+                               "images_per_second": round(self.images_per_second, 1)}
+        out.update({k: self.final.get(k) for k in keys})
+        if self.records:
+            last = self.records[-1]
+            out["grad_norm_real"] = last.get("grad_norm_real")
+            out["grad_norm_fake"] = last.get("grad_norm_fake")
+        return out
+
+
+def sample_latents(z_dim: int, n: int, seed: int, truncation: float | None = None) -> Tensor:
+    """n latents from N(0, I), entries above `truncation` resampled (BigGAN's trick; None = no truncation)."""
+    return truncated_normal((n, z_dim), truncation, generator=torch.Generator().manual_seed(seed))
+
+
+def generate_images(G: torch.nn.Module, n: int, seed: int = 0, truncation: float | None = None,
+                    labels: Tensor | None = None, device: str | torch.device = "cpu") -> Tensor:
+    """n images from G on the CPU in [-1, 1]; conditional G draws uniform labels unless `labels` are given."""
+    z = sample_latents(G.z_dim, n, seed, truncation)
+    if labels is None and getattr(G, "num_classes", 0):
+        labels = torch.randint(G.num_classes, (n,), generator=torch.Generator().manual_seed(seed + 1))
+    return sample_images(G, z, labels, device)
+
+
+def evaluation_points(total_images: int, batch: int, evaluations: int) -> list[int]:
+    """`evaluations` image counts, evenly spaced, each a whole number of batches, the last = total_images."""
+    require_positive("evaluations", evaluations)
+    steps = max(1, math.ceil(total_images / batch))
+    points = sorted({max(1, round(steps * (i + 1) / evaluations)) * batch for i in range(evaluations)})
+    return points
+
+
+def train_and_evaluate(cfg: TrainConfig, label: str, evaluations: int = 1, num_samples: int = 5_000,
+                       real_samples: int | None = None, seed: int = 0,
+                       eval_options: dict[str, Any] | None = None) -> ExperimentResult:
+    """Train `cfg` in `evaluations` segments; after each, score G_ema's samples against the real data.
+
+    cfg.out_dir None = a temporary folder (checkpoints are needed to resume between segments). The cosine
+    schedules run over the whole length (cfg.schedule_images defaults to cfg.total_images here).
+    eval_options go to metrics.evaluate_images (e.g. fewer KID subsets for a smoke run).
+    """
+    recipe = recipe_for(cfg)
+    total = int(recipe.total_images)
+    points = evaluation_points(total, recipe.batch, evaluations)
+    tmp = tempfile.TemporaryDirectory(prefix="r3gan-run-") if cfg.out_dir is None else None
+    out_dir = cfg.out_dir or tmp.name
+    base = copy_config(cfg, out_dir=out_dir, resume="auto",
+                       schedule_images=cfg.schedule_images or total)
+    real = load_dataset(dataset_spec(cfg), max_items=cfg.max_items, seed=cfg.seed).images
+    stacked = real.shape[1] == 3
+    evals: list[dict[str, Any]] = []
+    wall, eval_time, result = 0.0, 0.0, None
+    try:
+        for point in points:
+            result = train(copy_config(base, total_images=point))
+            wall += result.wall_time
+            if result.status != "ok":
+                break
+            t0 = time.perf_counter()
+            fake = generate_images(result.G_ema, num_samples, seed=seed, device=next(result.G_ema.parameters()).device)
+            scores = evaluate_images(real, fake, stacked=stacked, num_samples=real_samples or num_samples, seed=seed,
+                                     **(eval_options or {}))
+            eval_time += time.perf_counter() - t0
+            evals.append({"images_seen": result.images_seen, **scores})
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    assert result is not None
+    return ExperimentResult(
+        label=label, status=result.status, message=result.message, images_seen=result.images_seen,
+        steps=result.steps, wall_time=wall, eval_time=eval_time,
+        images_per_second=result.images_seen / wall if wall > 0 else float("nan"), evaluations=evals,
+        records=result.records, spectral=result.spectral,
+        samples=result.samples[-1][1] if result.samples else None,
+        checkpoint_path=None if tmp is not None else result.checkpoint_path,
+        settings={"config": cfg.config, "preset": cfg.preset, "dataset": dataset_spec(cfg), "batch": recipe.batch,
+                  "total_images": total, "loss": recipe.loss, "penalty": recipe.penalty,
+                  "gamma": [recipe.gamma.base, recipe.gamma.final], "lr": [recipe.lr.base, recipe.lr.final],
+                  "evaluations": evaluations, "num_samples": num_samples},
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Records: what a chapter stores (metrics.json, results/) and plots. Plain JSON, so published results and
+# fresh runs go through the same figures.
+# ---------------------------------------------------------------------------------------------------------
+RECORD_FIELDS = ("images_seen", "d_loss", "g_loss", "r1", "r2", "grad_norm_real", "grad_norm_fake",
+                 "real_logits", "fake_logits", "lr", "gamma", "images_per_second")
+
+
+def run_record(run: ExperimentResult, **extra: Any) -> dict[str, Any]:
+    """A JSON-able record of a run: summary, evaluations, the log's key fields and spectra (no tensors)."""
+    records = [{k: r.get(k) for k in RECORD_FIELDS if k in r} for r in run.records]
+    return {**run.summary(), **extra, "message": run.message, "settings": run.settings,
+            "eval_time_s": round(run.eval_time, 2), "evaluations": run.evaluations, "records": records,
+            "spectral": run.spectral}
+
+
+def published_results(chapter: str, root: str | Path | None = None) -> dict[str, Any] | None:
+    """The stored full-profile results of `chapter` (results/<chapter>/metrics.json) or None if absent."""
+    from .report import read_json
+
+    root = Path(root) if root is not None else Path(__file__).resolve().parent.parent / "results"
+    path = root / chapter / "metrics.json"
+    return read_json(path) if path.is_file() else None
+
+
+def describe_published(chapter: str, profile: str) -> dict[str, Any] | None:
+    """Print where this chapter's discussed numbers come from; return the published record if any."""
+    record = published_results(chapter)
+    if record is None:
+        print(f"No full-profile results are stored for '{chapter}' (results/{chapter}/ is empty): they need a GPU "
+              "run (`python ci/run_chapters.py --profile full --only " + chapter + " --out runs/book --publish`).")
+        if profile == "smoke":
+            print("The numbers below come from the smoke profile: they show that the code runs, nothing more.")
+        return None
+    p = record["provenance"]
+    print(f"Published full-profile results: device {p['device']}, commit {p['commit']}, {p['date']}, "
+          f"wall {p['wall_time_s']} s, images seen {p.get('images_seen')}.")
+    return record
+
+
+def sibling_results(artifacts_dir: str | Path | None, chapter: str) -> dict[str, Any] | None:
+    """metrics.json of another chapter executed into the same runner output folder, or None."""
+    from .report import read_json
+
+    if artifacts_dir is None:
+        return None
+    path = Path(artifacts_dir).parent / chapter / "metrics.json"
+    return read_json(path) if path.is_file() else None
+
+
+def run_variants(base: TrainConfig, variants: dict[str, dict[str, Any]], seeds: list[int] | tuple[int, ...] = (0,),
+                 evaluations: int = 1, num_samples: int = 5_000, eval_options: dict[str, Any] | None = None
+                 ) -> tuple[list[dict[str, Any]], dict[str, Tensor | None]]:
+    """Train and evaluate `base` changed by each variant's overrides, for every seed.
+
+    Returns the run records (one per variant and seed, with `label` and `seed`) and, per label, the sample grid
+    of its first seed (None where that run diverged before producing samples).
+    """
+    from tqdm.auto import tqdm
+
+    records: list[dict[str, Any]] = []
+    grids: dict[str, Tensor | None] = {}
+    jobs = [(label, overrides, seed) for label, overrides in variants.items() for seed in seeds]
+    for label, overrides, seed in tqdm(jobs, desc="runs", leave=False):
+        cfg = copy_config(base, seed=seed, **overrides)
+        run = train_and_evaluate(cfg, label=label, evaluations=evaluations, num_samples=num_samples, seed=seed,
+                                 eval_options=eval_options)
+        records.append(run_record(run, seed=seed))
+        if label not in grids:
+            grids[label] = run.samples if run.status == "ok" else None
+    return records, grids
+
+
+def summary_table(records: list[dict[str, Any]], columns: tuple[str, ...]):
+    """Mean and spread over seeds per label, as a DataFrame; a label with any diverged seed reads 'fail'."""
+    import pandas as pd
+
+    df = pd.DataFrame([{k: r.get(k) for k in ("label", "seed", "status", *columns)} for r in records])
+    rows = []
+    for label, group in df.groupby("label", sort=False):
+        row: dict[str, Any] = {"label": label, "seeds": len(group),
+                               "failed": int((group["status"] != "ok").sum())}
+        ok = group[group["status"] == "ok"]
+        for c in columns:
+            vals = pd.to_numeric(ok[c], errors="coerce").dropna()
+            row[c] = "fail" if vals.empty else (f"{vals.mean():.4g}" if len(vals) == 1
+                                               else f"{vals.mean():.4g} ± {vals.std(ddof=1):.2g}")
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("label")
+
+
+def save_grids(grids: dict[str, Tensor | None], artifacts_dir: str | Path | None, prefix: str) -> list[Path]:
+    """Save each run's sample grid as artifacts_dir/<prefix>_<label>.png (small; published with results)."""
+    from .train import save_grid_png
+
+    if artifacts_dir is None:
+        return []
+    paths = []
+    for label, images in grids.items():
+        if images is not None:
+            slug = "".join(ch if ch.isalnum() else "_" for ch in label).strip("_").lower()
+            paths.append(save_grid_png(images[:64], Path(artifacts_dir) / f"{prefix}_{slug}.png"))
+    return paths
+
+
+def _by_label(records: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:
+    return [r for r in records if r["label"] == label]
+
+
+def _mean(values: list[float]) -> float:
+    values = [v for v in values if v is not None and v == v]
+    return sum(values) / len(values) if values else float("nan")
+
+
+def table1_verdicts(records: list[dict[str, Any]]) -> list[str]:
+    """Compare the runs with the paper's Table 1 claims; each sentence states what the data showed."""
+    out = []
+    r1_only = _by_label(records, "GAN + R1") + _by_label(records, "RpGAN + R1")
+    both = _by_label(records, "GAN + R1 + R2") + _by_label(records, "RpGAN + R1 + R2")
+    failed = sum(r["status"] != "ok" for r in r1_only)
+    images = max((r["images_seen"] for r in records), default=0)
+    if failed == len(r1_only) and r1_only:
+        out.append(f"REPRODUCED: every R1-only run diverged ({failed}/{len(r1_only)}), as in the paper.")
+    elif failed:
+        out.append(f"PARTLY: {failed} of {len(r1_only)} R1-only runs diverged (the paper: all of them).")
+    else:
+        out.append(f"NOT REPRODUCED at this scale: none of the {len(r1_only)} R1-only runs diverged within "
+                   f"{images:,} images (the paper's runs failed over 10 M images).")
+    ratio_r1 = _mean([(r.get("grad_norm_fake") or 0) / max(r.get("grad_norm_real") or 1e-12, 1e-12)
+                      for r in r1_only if r["status"] == "ok"])
+    ratio_both = _mean([(r.get("grad_norm_fake") or 0) / max(r.get("grad_norm_real") or 1e-12, 1e-12)
+                        for r in both if r["status"] == "ok"])
+    if ratio_r1 == ratio_r1 and ratio_both == ratio_both:
+        word = "SUPPORTED" if ratio_r1 > 2 * ratio_both else "NOT SEEN"
+        out.append(f"{word}: at the end of training, D's gradient norm on fakes / on reals is {ratio_r1:.3g} with "
+                   f"R1 only and {ratio_both:.3g} with R1 + R2 (the paper: it explodes with R1 only).")
+    rp, gan = _by_label(records, "RpGAN + R1 + R2"), _by_label(records, "GAN + R1 + R2")
+    if rp and gan and all(r["status"] == "ok" for r in rp + gan):
+        m_rp, m_gan = _mean([r["modes"] for r in rp]), _mean([r["modes"] for r in gan])
+        k_rp, k_gan = _mean([r["reverse_kl"] for r in rp]), _mean([r["reverse_kl"] for r in gan])
+        better = m_rp > m_gan and k_rp < k_gan
+        out.append(f"{'REPRODUCED' if better else 'NOT REPRODUCED'}: RpGAN + R1 + R2 {m_rp:.0f} modes, KL {k_rp:.3f} "
+                   f"vs GAN + R1 + R2 {m_gan:.0f} modes, KL {k_gan:.3f} (the paper: 1000 / 0.0781 vs 693 / 0.9270).")
+    else:
+        out.append("R1 + R2 comparison not possible: a run with both penalties diverged.")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Chapter helpers: the boilerplate every image chapter shares, written once.
+# ---------------------------------------------------------------------------------------------------------
+def chapter_start(chapter: str, profile: str):
+    """Settings, provenance (printed: the chapter's first output) and published results of a chapter."""
+    from . import plotting
+    from .profiles import chapter_settings
+    from .report import Provenance, pick_device
+
+    settings = chapter_settings(chapter, profile)
+    prov = Provenance.start(chapter, profile, pick_device())
+    print(prov)
+    print("settings:", settings)
+    published = describe_published(chapter, profile)
+    plotting.set_style()
+    return settings, prov, published
+
+
+def source(*objects: Any):
+    """The source of r3gan_core functions or classes, as a highlighted code block (never retyped)."""
+    import inspect
+
+    from IPython.display import Code
+
+    return Code("\n\n".join(inspect.getsource(o) for o in objects), language="python")
+
+
+def base_config(config: str, settings: dict[str, Any], **changes: Any) -> TrainConfig:
+    """The TrainConfig a chapter's profile settings describe (preset, batch, length, data size)."""
+    total = settings["total_images"]
+    cfg = TrainConfig(config=config, preset=settings["preset"], batch=settings["batch"], total_images=total,
+                      max_items=settings.get("max_items"), progress=False,
+                      log_every=max(settings["batch"], total // 20))
+    return copy_config(cfg, **changes)
+
+
+def roadmap_step(config: str, settings: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Tensor | None]]:
+    """Train roadmap config `config` with its own recipe under a chapter's settings, every seed, evaluated."""
+    return run_variants(base_config(config, settings), {f"Config {config}": {}}, seeds=settings["seeds"],
+                        evaluations=settings["evaluations"], num_samples=settings["num_samples"],
+                        eval_options=settings.get("eval"))
+
+
+ROADMAP_COLUMNS = ("fd_digits", "modes", "reverse_kl", "modes_confident", "precision_digits", "recall_digits",
+                   "images_per_second")
+
+
+def show_runs(records: list[dict[str, Any]], grids: dict[str, Tensor | None], provenance) -> None:
+    """The standard report of a chapter's runs: table, sample grids, metric curves, D's gradient norms."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from . import plotting
+
+    display(summary_table(records, ROADMAP_COLUMNS))
+    if grids:
+        plotting.plot_sample_grids(grids, provenance)
+        plt.show()
+    plotting.plot_metric_curves(records, ("fd_digits", "modes", "recall_digits"), provenance, log_y=("fd_digits",))
+    plt.show()
+    plotting.plot_gradient_norms(records, provenance)
+    plt.show()
+
+
+def finish_chapter(prov, metrics_path, artifacts_dir, records: list[dict[str, Any]],
+                   grids: dict[str, Tensor | None], **metrics: Any) -> dict[str, Any]:
+    """Stamp the provenance (images seen, steps, wall time), save sample grids, write metrics.json."""
+    from .report import write_metrics
+
+    prov.finish(images_seen=sum(r["images_seen"] for r in records), steps=sum(r["steps"] for r in records))
+    save_grids(grids, artifacts_dir, "samples")
+    record = write_metrics(metrics_path, {"runs": records, **metrics}, prov)
+    print(prov)
+    return record
