@@ -1,0 +1,140 @@
+#!/usr/bin/env python
+"""Time one training iteration per roadmap config and preset: a D step, then a G step.
+
+    python benchmarks/bench_iteration.py --configs A B C D E --presets stacked16 --batch 32 --iters 10
+    python benchmarks/bench_iteration.py --presets cifar10 --batch 64 --no-penalty     # without R1 + R2
+
+The D step is `losses.discriminator_objective` (adversarial loss + (gamma/2)(R1 + R2), a double backward
+through D), the G step `losses.generator_objective`; both use Adam with betas (0.0, 0.99). Data are random
+tensors, so only compute is measured (no loader). On CUDA the forward passes run under bf16 autocast with
+channels_last tensors; on a CPU in float32. Images/second counts real images, i.e. the batch size per
+iteration. The paper's reference point: CIFAR-10 config E ran at about 90 images/s per L40 GPU with the
+penalties (PAPER_FACTS Sec. 5), and users report R1 + R2 make a step 6-7x slower than without.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from r3gan_core.losses import LOSSES, discriminator_objective, generator_objective  # noqa: E402
+from r3gan_core.networks import available_configs, available_presets, build, count_parameters  # noqa: E402
+from r3gan_core.report import device_description, pick_device  # noqa: E402
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_iteration(config: str, preset: str, batch: int, iters: int, warmup: int, penalty: str, loss: str,
+                   gamma: float, conditional: bool, device: torch.device, amp: bool, seed: int = 0) -> dict:
+    """Seconds per iteration (median over `iters`, after `warmup` untimed ones) and images / second."""
+    torch.manual_seed(seed)
+    G, D = build(config, preset, conditional=conditional)
+    n_g, n_d = count_parameters(G), count_parameters(D)
+    fmt = torch.channels_last if (amp and device.type == "cuda") else torch.contiguous_format
+    G, D = G.to(device, memory_format=fmt), D.to(device, memory_format=fmt)
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.0, 0.99), eps=1e-8)
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.0, 0.99), eps=1e-8)
+    real = torch.randn(batch, D.channels, D.resolution, D.resolution, device=device).to(memory_format=fmt)
+
+    def labels() -> torch.Tensor | None:
+        return torch.randint(0, G.num_classes, (batch,), device=device) if G.num_classes else None
+
+    def iteration() -> None:
+        # D step: fakes without G's graph, then loss + penalties (double backward through D).
+        c = labels()
+        with torch.no_grad(), _autocast(device, amp):
+            fake = G(torch.randn(batch, G.z_dim, device=device), c)
+        D.requires_grad_(True)
+        opt_d.zero_grad(set_to_none=True)
+        with _autocast(device, amp):
+            d_obj, _ = discriminator_objective(D, real, fake.float(), loss, penalty, gamma, labels=c)
+        d_obj.mean().backward()
+        opt_d.step()
+        # G step: D frozen, gradients flow through D into G.
+        D.requires_grad_(False)
+        opt_g.zero_grad(set_to_none=True)
+        c = labels()
+        with _autocast(device, amp):
+            fake = G(torch.randn(batch, G.z_dim, device=device), c)
+            g_obj, _ = generator_objective(D, fake, real, loss, labels=c)
+        g_obj.mean().backward()
+        opt_g.step()
+
+    for _ in range(warmup):
+        iteration()
+    times = []
+    for _ in range(iters):
+        _sync(device)
+        t0 = time.perf_counter()
+        iteration()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    median = times[len(times) // 2]
+    return {"config": config, "preset": preset, "batch": batch, "penalty": penalty, "loss": loss,
+            "conditional": conditional, "s_per_iter": median, "images_per_s": batch / median,
+            "G_params": n_g, "D_params": n_d}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", nargs="+", default=list(available_configs()), choices=available_configs())
+    parser.add_argument("--presets", nargs="+", default=["stacked16"], choices=available_presets())
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--iters", type=int, default=10, help="timed iterations (the median is reported)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
+    parser.add_argument("--no-penalty", action="store_true", help="drop R1 + R2 (compare the cost of the penalties)")
+    parser.add_argument("--loss", default="rpgan", choices=LOSSES)
+    parser.add_argument("--gamma", type=float, default=1.0)
+    parser.add_argument("--conditional", action="store_true")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--no-amp", action="store_true", help="CUDA: float32 instead of bf16 autocast + channels_last")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads (torch.set_num_threads); default: torch's choice")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    args = parser.parse_args(argv)
+
+    device = pick_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    amp = device.type == "cuda" and not args.no_amp
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    penalty = "none" if args.no_penalty else "r1+r2"
+    print(f"device: {device_description(device)}; {'bf16 autocast + channels_last' if amp else 'float32'}; "
+          f"batch {args.batch}; penalty {penalty}; loss {args.loss}; median of {args.iters} iterations", flush=True)
+    print(f"{'config':<6} {'preset':<12} {'G params':>11} {'D params':>11} {'s/iter':>9} {'images/s':>9}", flush=True)
+    rows = []
+    for preset in args.presets:
+        for config in args.configs:
+            r = time_iteration(config, preset, args.batch, args.iters, args.warmup, penalty, args.loss, args.gamma,
+                               args.conditional, device, amp)
+            rows.append(r)
+            print(f"{config:<6} {preset:<12} {r['G_params']:>11,} {r['D_params']:>11,} {r['s_per_iter']:>9.4f} "
+                  f"{r['images_per_s']:>9.1f}", flush=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"device": device_description(device), "amp": amp, "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
