@@ -1,0 +1,92 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Config A: StyleGAN2, the starting point
+#
+# The roadmap starts from the official StyleGAN2 (paper Sec. 3, Table 2, FID 7.516 on FFHQ-256 after 5 M images).
+# It is a strong model carried by a long list of tricks, each added to keep training from failing:
+#
+# - a **mapping network** (8 layers, learning rate x 0.01) turns z into a style vector w, normalised first;
+# - **modulated and demodulated 3x3 convolutions** inject one style per layer, with per-pixel **noise inputs**;
+# - a **skip generator** (an RGB output per resolution, summed) and a **residual discriminator** (skip gain
+#   sqrt(0.5)) with **minibatch standard deviation** to fight mode collapse;
+# - **equalised learning rate** (weights stored at unit variance, scaled at run time), [1,3,3,1] FIR resampling;
+# - the non-saturating loss with **lazy R1** (every 16 steps), **path-length regularisation** (every 4 steps)
+#   and **style mixing** (probability 0.9).
+#
+# R3GAN's point is that most of these exist to patch an ill-behaved loss. This chapter trains Config A on stacked
+# digits so that the next chapters can take the tricks away one at a time and watch what happens.
+
+# %% tags=["parameters"]
+profile = "smoke"      # smoke (CPU, CI) | full (one GPU, ~10 min) | paper (FFHQ-256, documented)
+metrics_path = None    # set by ci/run_chapters.py
+artifacts_dir = None   # set by ci/run_chapters.py
+
+# %%
+from r3gan_core import experiments
+from r3gan_core.networks.stylegan2 import MappingNetwork, MinibatchStd, modulated_conv2d
+
+settings, prov, published = experiments.chapter_start("config_a", profile)
+
+# %% [markdown]
+# ## The code of the tricks
+#
+# Taken from `r3gan_core.networks.stylegan2`, not retyped: the weight (de)modulation at the heart of StyleGAN2,
+# the mapping network and minibatch standard deviation.
+
+# %%
+experiments.source(modulated_conv2d, MappingNetwork, MinibatchStd)
+
+# %% [markdown]
+# ## The recipe
+#
+# Lazy R1 applies the penalty every 16th D step with its weight multiplied by 16; path length every 4th G step.
+
+# %%
+experiments.recipe_table("A", settings["preset"])
+
+# %% [markdown]
+# ## Training Config A
+
+# %%
+runs, grids = experiments.roadmap_step("A", settings)
+experiments.show_runs(runs, grids, prov)
+
+# %%
+record = experiments.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, settings=settings)
+
+# %% [markdown]
+# ## Published full-profile results
+#
+# The book build on a machine without a GPU executes the smoke profile above, whose numbers only show that the
+# code runs. Full-profile results, when a GPU run stored them under `results/config_a/`, appear here.
+
+# %%
+experiments.show_published_runs(published)
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Turn style mixing off (`style_mixing=0.0` in `experiments.base_config("A", settings, style_mixing=0.0)`) and
+#    retrain. Does any metric move beyond the spread between seeds?
+# 2. Lazy R1 multiplies the penalty by 16 on the steps where it applies. Why does that keep the *average*
+#    regularisation strength the same, and why might it still behave differently from R1 at every step?
+# 3. Count the parameters of the mapping network at `ffhq256` and compare them with the synthesis network's.
+
+# %% tags=["hide-cell"]
+# Solution to 3: the mapping network is 8 dense 512x512 layers; the synthesis network holds nearly all the rest.
+from r3gan_core.networks import build
+from r3gan_core.networks.anatomy import count_parameters
+
+G, _ = build("A", "ffhq256")
+print(f"mapping {count_parameters(G.mapping):,} of {count_parameters(G):,} generator parameters")

@@ -1,0 +1,85 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Config B: StyleGAN2 stripped bare
+#
+# Config B removes *every* StyleGAN2 feature that is not essential (paper Sec. 3.2): z normalisation, minibatch
+# standard deviation, equalised learning rate, the mapping network, style injection, weight modulation and
+# demodulation, noise inputs, mixing regularisation, path-length regularisation and lazy regularisation. What is
+# left is a plain convolutional G that scales a learned 4x4 constant by a linear map of z, keeps the output
+# skips, and a ResNet D; bilinear resampling, leaky ReLU, no normalisation, no tanh, z of dimension 64.
+#
+# The paper's FID gets *worse*, 7.516 -> 12.46, and this is the honest starting point: a minimal network with
+# the classic non-saturating loss and R1. The authors also note that breaking three rules makes this network
+# fail outright: an ill-behaved loss, a large learning rate with momentum, or normalisation layers.
+
+# %% tags=["parameters"]
+profile = "smoke"      # smoke (CPU, CI) | full (one GPU, ~10 min) | paper (FFHQ-256, documented)
+metrics_path = None    # set by ci/run_chapters.py
+artifacts_dir = None   # set by ci/run_chapters.py
+
+# %%
+from r3gan_core import experiments
+from r3gan_core.networks.stripped import StrippedDiscriminatorBlock, StrippedGeneratorBlock
+
+settings, prov, published = experiments.chapter_start("config_b", profile)
+
+# %% [markdown]
+# ## What remains of the network
+#
+# One generator block and one discriminator block of Config B, from `r3gan_core.networks.stripped`:
+
+# %%
+experiments.source(StrippedGeneratorBlock, StrippedDiscriminatorBlock)
+
+# %% [markdown]
+# ## The recipe: the classic loss with R1 at every step
+
+# %%
+experiments.recipe_table("AB", settings["preset"])
+
+# %% [markdown]
+# ## Training Config B
+
+# %%
+runs, grids = experiments.roadmap_step("B", settings)
+experiments.show_runs(runs, grids, prov)
+
+# %%
+record = experiments.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, settings=settings)
+
+# %% [markdown]
+# ## Published full-profile results
+#
+# Smoke numbers above only show that the code runs. Full-profile results stored under `results/config_b/`
+# appear here when a GPU run produced them.
+
+# %%
+experiments.show_published_runs(published)
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Give Config B a normalisation layer's worth of trouble: train it with `lr=2.5e-3` (pass `lr=2.5e-3` to
+#    `experiments.base_config`). Does it diverge, as the paper warns for a large learning rate?
+# 2. Config B keeps the output skips of StyleGAN2's generator. Find them in `StrippedGenerator.forward` and
+#    explain what each resolution contributes to the final image.
+# 3. Why can removing the equalised learning rate change training even though the network computes the same
+#    function at initialisation?
+
+# %% tags=["hide-cell"]
+# Solution to 3: Adam's update size is about lr per parameter whatever the gradient's scale, so storing weights at
+# unit variance and scaling them at run time (equalised lr) changes each layer's *effective* step size.
+from r3gan_core.networks.layers import EqualizedConv2d
+
+experiments.source(EqualizedConv2d)

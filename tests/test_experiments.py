@@ -1,0 +1,92 @@
+"""The experiment driver: evaluation points, segmented training, verdicts and tables on constructed records."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from r3gan_core import experiments
+from r3gan_core.checkpoint import load as load_checkpoint
+from r3gan_core.train import TrainConfig
+
+
+def test_evaluation_points_are_whole_batches_ending_at_total():
+    assert experiments.evaluation_points(1000, 64, 4) == [256, 512, 768, 1024]
+    assert experiments.evaluation_points(256, 64, 1) == [256]
+    points = experiments.evaluation_points(640, 64, 3)
+    assert all(p % 64 == 0 for p in points) and points[-1] == 640 and points == sorted(set(points))
+    with pytest.raises(ValueError):
+        experiments.evaluation_points(640, 64, 0)
+
+
+def _tiny(out_dir, **changes) -> TrainConfig:
+    return experiments.copy_config(TrainConfig(config="E", preset="digits8", batch=16, total_images=96, max_items=None,
+                                               progress=False, log_every=32, threads=1, out_dir=str(out_dir)),
+                                   **changes)
+
+
+def test_segmented_training_equals_one_run(tmp_path):
+    """Evaluating in k segments (exact resume between them) must not change what is trained."""
+    one = experiments.train_and_evaluate(_tiny(tmp_path / "one"), "one", evaluations=1, num_samples=200,
+                                         eval_options={"pr_samples": 100, "kid_subsets": 2, "kid_subset_size": 50})
+    three = experiments.train_and_evaluate(_tiny(tmp_path / "three"), "three", evaluations=3, num_samples=200,
+                                           eval_options={"pr_samples": 100, "kid_subsets": 2, "kid_subset_size": 50})
+    assert one.status == three.status == "ok"
+    assert [e["images_seen"] for e in three.evaluations] == [32, 64, 96]
+    assert one.images_seen == three.images_seen == 96 and one.steps == three.steps == 6
+    a, b = load_checkpoint(one.checkpoint_path), load_checkpoint(three.checkpoint_path)
+    for key in ("G", "D", "G_ema"):
+        for name, tensor in a[key].items():
+            assert torch.equal(tensor, b[key][name]), f"{key}.{name} differs between 1 and 3 segments"
+    assert one.final["fd_digits"] == pytest.approx(three.final["fd_digits"], rel=1e-6)
+
+
+def test_generate_images_is_seeded_and_truncation_bounds_latents():
+    from r3gan_core.networks import build
+
+    G, _ = build("E", "digits8")
+    a = experiments.generate_images(G, 10, seed=3)
+    b = experiments.generate_images(G, 10, seed=3)
+    assert a.shape == (10, 1, 8, 8) and torch.equal(a, b)
+    z = experiments.sample_latents(64, 500, seed=0, truncation=0.5)
+    assert z.abs().max() <= 0.5
+
+
+def _record(label, status="ok", modes=None, kl=None, fd=None, real=1.0, fake=1.0, seed=0):
+    return {"label": label, "status": status, "seed": seed, "modes": modes, "reverse_kl": kl, "fd_digits": fd,
+            "grad_norm_real": real, "grad_norm_fake": fake, "images_seen": 1000, "steps": 10}
+
+
+def test_table1_verdicts_follow_the_data():
+    paper_like = [_record("GAN + R1", "diverged"), _record("RpGAN + R1", "diverged"),
+                  _record("GAN + R1 + R2", modes=693, kl=0.93), _record("RpGAN + R1 + R2", modes=1000, kl=0.08)]
+    text = " ".join(experiments.table1_verdicts(paper_like))
+    assert "REPRODUCED: every R1-only run diverged (2/2)" in text
+    assert "REPRODUCED: RpGAN + R1 + R2 1000 modes" in text
+    opposite = [_record("GAN + R1", fake=1.0), _record("RpGAN + R1", fake=1.0),
+                _record("GAN + R1 + R2", modes=900, kl=0.2), _record("RpGAN + R1 + R2", modes=800, kl=0.5)]
+    lines = experiments.table1_verdicts(opposite)
+    assert lines[0].startswith("NOT REPRODUCED") and lines[1].startswith("NOT SEEN") and lines[2].startswith("NOT REPRODUCED")
+    exploding = [_record("GAN + R1", fake=50.0), _record("RpGAN + R1", fake=50.0),
+                 _record("GAN + R1 + R2", modes=1, kl=1), _record("RpGAN + R1 + R2", modes=2, kl=0.5)]
+    assert experiments.table1_verdicts(exploding)[1].startswith("SUPPORTED")
+
+
+def test_summary_table_marks_fail_and_averages_seeds():
+    records = [_record("x", modes=10, seed=0), _record("x", modes=20, seed=1), _record("y", "diverged")]
+    table = experiments.summary_table(records, ("modes",))
+    assert table.loc["x", "modes"].startswith("15 ±") and table.loc["x", "seeds"] == 2
+    assert table.loc["y", "modes"] == "fail" and table.loc["y", "failed"] == 1
+
+
+def test_roadmap_verdicts_rank_agreement():
+    paper_order = {"A": 7.516, "B": 12.46, "C": 11.65, "D": 9.95, "E": 7.045}
+    records = [_record(f"Config {c}", fd=fid * 10) for c, fid in paper_order.items()]
+    text = experiments.roadmap_verdicts(records)
+    assert any("Spearman rho = 1.00" in line for line in text)
+    assert any(line.startswith("REPRODUCED: Config E beats Config A") for line in text)
+    reversed_records = [_record(f"Config {c}", fd=1 / fid) for c, fid in paper_order.items()]
+    assert any("Spearman rho = -1.00" in line for line in experiments.roadmap_verdicts(reversed_records))
+    assert experiments.roadmap_verdicts(records[:2])[-1].startswith("Only 2 config(s)")
