@@ -17,6 +17,23 @@ from .choices import require_choice
 
 PROFILES = ("smoke", "full", "paper")
 
+# Evaluation settings of smoke runs (r3gan_core.metrics.evaluate_images): fewer KID subsets and P/R samples.
+SMOKE_EVAL = {"pr_samples": 1_000, "kid_subsets": 10, "kid_subset_size": 500}
+
+# The five roadmap chapters train under one table, so their numbers compare (the paper: 5 M images per config).
+ROADMAP: dict[str, dict[str, Any]] = {
+    # smoke: a few steps per config on a CPU; threads=1 keeps torch from oversubscribing a shared machine.
+    "smoke": {"preset": "stacked8", "batch": 32, "total_images": 512, "seeds": [0], "evaluations": 2,
+              "num_samples": 1_000, "max_items": 5_000, "eval": SMOKE_EVAL, "threads": 1},
+    # full: one GPU, about 10 minutes per config (an estimate until a GPU run measures it): 2 M images x 2 seeds.
+    "full": {"preset": "stacked16", "batch": 256, "total_images": 2_000_000, "seeds": [0, 1], "evaluations": 5,
+             "num_samples": 26_000, "max_items": 50_000, "eval": {}, "threads": None},
+    # paper: FFHQ-256, 5 M real images per config (Table 2) - needs an image folder and days of GPU time:
+    #   r3gan train --config E --preset ffhq256 --dataset folder:/data/ffhq256 --total-images 5000000
+    "paper": {"preset": "ffhq256", "batch": 256, "total_images": 5_000_000, "seeds": [0], "evaluations": 10,
+              "num_samples": 50_000, "max_items": None, "eval": {}, "threads": None},
+}
+
 # Order of the book. `book` says which profile the book build executes on a machine without a GPU:
 # "full" for chapters cheap enough for a CPU, "smoke" for the rest (their published full results, when
 # stored under results/<chapter>/, are shown beside).
@@ -24,32 +41,70 @@ CHAPTERS: dict[str, dict[str, Any]] = {
     "dirac_gan": {
         "title": "Dirac-GAN: why GANs cycle and how R1/R2 damp them",
         "book": "full",
-        "smoke": {"steps": 200, "grid": 9, "gamma_points": 31},
-        "full": {"steps": 500, "grid": 17, "gamma_points": 121},
+        # steps/h/start are the paper's demonstration (500 steps of h = 0.2 from (1, 1)), cheap even in smoke;
+        # grid = quiver arrows per axis, gamma_points = the eigenvalue sweep over [0, 3], h_points = step sizes.
+        "smoke": {"steps": 500, "h": 0.2, "start": [1.0, 1.0], "gamma": 1.0, "grid": 9, "gamma_points": 31,
+                  "h_points": 30},
+        "full": {"steps": 500, "h": 0.2, "start": [1.0, 1.0], "gamma": 1.0, "grid": 17, "gamma_points": 121,
+                 "h_points": 150},
     },
     "toy_2d": {
         "title": "2D toys: GAN and RpGAN with R1, R2 on mixtures",
         "book": "full",
-        "smoke": {"steps": 150, "batch": 128, "samples": 2500, "datasets": ["ring"], "seeds": [0]},
-        "full": {"steps": 2000, "batch": 256, "samples": 2500, "datasets": ["ring", "grid"], "seeds": [0]},
+        # Both datasets x {gan, rpgan} x {none, r1, r2, r1+r2} per seed. MLPs width 64, depth 3, z_dim 2 (ToyConfig);
+        # lr cosine lr -> lr_final; gamma on (gamma/2)(R1 + R2). full: about 2 min on one free CPU core.
+        "smoke": {"steps": 100, "batch": 128, "samples": 2500, "datasets": ["ring", "grid"], "seeds": [0],
+                  "gamma": 0.1, "lr": 3e-3, "lr_final": 1e-5, "log_every": 5},
+        "full": {"steps": 2000, "batch": 256, "samples": 2500, "datasets": ["ring", "grid"], "seeds": [0],
+                 "gamma": 0.1, "lr": 3e-3, "lr_final": 1e-5, "log_every": 10},
     },
     "anatomy": {
         "title": "Anatomy of the roadmap: configs A-E",
         "book": "full",
-        "smoke": {"preset": "digits16"},
-        "full": {"preset": "digits16"},
+        # preset: the small networks whose layers are listed; blocks_per_stage / batch: the variance-through-depth
+        # measurement (forward passes only; FFHQ-256 counts are built on the meta device in every profile).
+        "smoke": {"preset": "digits16", "blocks_per_stage": 2, "batch": 8},
+        "full": {"preset": "digits16", "blocks_per_stage": 4, "batch": 8},
     },
     "mode_coverage": {
         "title": "Mode coverage on stacked digits (Table 1)",
         "book": "gpu",
+        # smoke: a few hundred images per run; the numbers only show that every code path runs.
+        "smoke": {"preset": "stacked8", "batch": 32, "total_images": 1_024, "seeds": [0], "evaluations": 2,
+                  "num_samples": 1_000, "max_items": 5_000, "eval": SMOKE_EVAL, "threads": 1},
+        # full: sized for one GPU in about 10 minutes (12 runs); an estimate until a GPU run measures it.
+        "full": {"preset": "stacked16", "batch": 256, "total_images": 400_000, "seeds": [0, 1, 2],
+                 "evaluations": 5, "num_samples": 26_000, "max_items": 50_000, "eval": {}, "threads": None},
+        # paper: StackedMNIST at 32x32, 10 Mimg, batch 512, lr 2e-4, gamma 1 -> 0.1 (documented, never run here).
+        "paper": {"preset": "stackedmnist", "batch": 512, "total_images": 10_000_000, "seeds": [0, 1, 2],
+                  "evaluations": 10, "num_samples": 26_000, "max_items": None, "eval": {}, "threads": None},
     },
-    "config_a": {"title": "Config A: StyleGAN2", "book": "gpu"},
-    "config_b": {"title": "Config B: StyleGAN2 stripped bare", "book": "gpu"},
-    "config_c": {"title": "Config C: a well-behaved loss", "book": "gpu"},
-    "config_d": {"title": "Config D: ResNet-ify", "book": "gpu"},
-    "config_e": {"title": "Config E: ResNeXt-ify and the inverted bottleneck", "book": "gpu"},
-    "roadmap": {"title": "The roadmap in one table (Table 2)", "book": "gpu"},
-    "biggan": {"title": "BigGAN's lessons: truncation, spectra, orthogonal regularisation", "book": "gpu"},
+    "config_a": {"title": "Config A: StyleGAN2", "book": "gpu", **ROADMAP},
+    "config_b": {"title": "Config B: StyleGAN2 stripped bare", "book": "gpu", **ROADMAP},
+    "config_c": {"title": "Config C: a well-behaved loss", "book": "gpu", **ROADMAP},
+    "config_d": {"title": "Config D: ResNet-ify", "book": "gpu", **ROADMAP},
+    "config_e": {"title": "Config E: ResNeXt-ify and the inverted bottleneck", "book": "gpu", **ROADMAP},
+    # The roadmap chapter trains nothing: it gathers the five config chapters' results.
+    "roadmap": {"title": "The roadmap in one table (Table 2)", "book": "gpu", **ROADMAP},
+    "biggan": {
+        "title": "BigGAN's lessons: truncation, spectra, orthogonal regularisation",
+        "book": "gpu",
+        # Runs: RpGAN + R1 + R2 (the recipe), the same + orthogonal regularisation (ortho_beta), RpGAN + R1 only,
+        # and R1 + R2 at each constant gamma in `gammas`; spectra of every weight every `spectral_every` images.
+        # thresholds: the truncation sweep (plus no truncation); grid_count: samples per threshold in the grids.
+        # smoke: a few hundred images per run, one thread (the whole chapter in about a minute on 2 idle cores);
+        # its numbers only show that every code path runs.
+        "smoke": {"preset": "stacked8", "batch": 32, "total_images": 1_024, "seeds": [0], "evaluations": 2,
+                  "num_samples": 1_000, "max_items": 5_000, "eval": SMOKE_EVAL, "threads": 1,
+                  "spectral_every": 64, "spectral_iters": 10, "thresholds": [0.25, 0.5, 1.0, 1.5],
+                  "ortho_beta": 1e-4, "gammas": [0.1, 1.0, 10.0], "grid_count": 16},
+        # full: one GPU, about 10 minutes for 8 runs of 300k images (2.4 M in all) and two sweeps of 7 evaluations;
+        # an ESTIMATE scaled from the mode-coverage chapter's, not yet measured on a GPU.
+        "full": {"preset": "stacked16", "batch": 256, "total_images": 300_000, "seeds": [0], "evaluations": 3,
+                 "num_samples": 10_000, "max_items": 50_000, "eval": {}, "threads": None,
+                 "spectral_every": 10_000, "spectral_iters": 20, "thresholds": [0.25, 0.5, 0.75, 1.0, 1.5, 2.0],
+                 "ortho_beta": 1e-4, "gammas": [0.01, 0.1, 1.0, 10.0, 100.0], "grid_count": 16},
+    },
 }
 
 
