@@ -359,8 +359,6 @@ def show_runs(records: list[dict[str, Any]], grids: dict[str, Tensor | None], pr
 def finish_chapter(prov, metrics_path, artifacts_dir, records: list[dict[str, Any]],
                    grids: dict[str, Tensor | None], **metrics: Any) -> dict[str, Any]:
     """Stamp the provenance (images seen, steps, wall time), save sample grids, write metrics.json."""
-    from .report import write_metrics
-
     prov.finish(images_seen=sum(r["images_seen"] for r in records), steps=sum(r["steps"] for r in records))
     save_grids(grids, artifacts_dir, "samples")
     record = write_metrics(metrics_path, {"runs": records, **metrics}, prov)
@@ -550,7 +548,7 @@ def truncation_verdicts(sweeps: dict[str, list[dict[str, Any]]], plain: str, ort
         best = min(rows, key=lambda r: r["fd_digits"])
         dp = strongest["precision_digits"] - base["precision_digits"]
         dr = strongest["recall_digits"] - base["recall_digits"]
-        word = "SEEN" if dp >= 0 and dr < 0 else "NOT SEEN"
+        word = "SEEN" if dp > 0 and dr < 0 else "PARTLY" if dp > 0 or dr < 0 else "NOT SEEN"
         out.append(f"{word} ({label}): truncating at {strongest['threshold']:g} moves precision "
                    f"{base['precision_digits']:.3f} -> {strongest['precision_digits']:.3f}, recall "
                    f"{base['recall_digits']:.3f} -> {strongest['recall_digits']:.3f}, modes {base['modes']} -> "
@@ -560,11 +558,11 @@ def truncation_verdicts(sweeps: dict[str, list[dict[str, Any]]], plain: str, ort
         degradation[label] = _mean([r["fd_digits"] / base["fd_digits"] for r in rows[1:]])
     if ortho is not None and plain in degradation and ortho in degradation:
         a, b = degradation[plain], degradation[ortho]
-        word = "SUPPORTED" if b < a else "NOT SUPPORTED"
-        close = " (within 10%: one seed cannot tell these apart)" if abs(a - b) < 0.1 * max(a, b) else ""
+        close = abs(a - b) < 0.1 * max(a, b)  # one seed: a smaller gap is not evidence either way
+        word = "UNDECIDED (within 10%)" if close else "SUPPORTED" if b < a else "NOT SUPPORTED"
         out.append(f"{word}: with orthogonal regularisation FD-digits under truncation averages {b:.3g}x its "
-                   f"untruncated value, without it {a:.3g}x{close} (BigGAN: the regulariser makes G amenable "
-                   "to truncation).")
+                   f"untruncated value, without it {a:.3g}x (BigGAN: the regulariser makes G amenable to "
+                   "truncation, i.e. a smaller ratio).")
     return out
 
 
@@ -584,10 +582,18 @@ def plot_truncation_curves(sweeps: dict[str, list[dict[str, Any]]], provenance) 
     for ax, metric in zip(axes, TRUNCATION_PLOTTED):
         ax.set_title(metric + (" (lower = better)" if metric == "fd_digits" else ""), fontsize=10)
         ax.set_xlabel("truncation threshold")
-    axes[-1].set_yscale("log")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     return add_footer(fig, provenance)
+
+
+def truncation_table(sweeps: dict[str, list[dict[str, Any]]]):
+    """The sweeps as one DataFrame indexed by (model, threshold name)."""
+    import pandas as pd
+
+    rows = [{"model": label, **row, "threshold": threshold_name(row["threshold"])}
+            for label, sweep in sweeps.items() for row in sweep]
+    return pd.DataFrame(rows).set_index(["model", "threshold"])
 
 
 def plot_truncation_grids(grids: dict[str, dict[str, Tensor]], provenance) -> Any:
@@ -722,17 +728,22 @@ def plot_spectra(records: list[dict[str, Any]], provenance) -> Any:
 
 
 def gamma_sweep_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per gamma run (gamma held constant): stability (status, largest ||grad_x D|| on fakes over the
-    log, largest late sigma_0 growth in G and D) beside quality (FD-digits, precision, recall, modes), and
-    `fd_cost_pct`: FD-digits above the best stable gamma's, in percent (BigGAN's 'price' of a strong penalty)."""
+    """One row per gamma run (gamma held constant): stability beside quality, and `fd_cost_pct`, FD-digits above
+    the best stable gamma's in percent (BigGAN's 'price' of a strong penalty).
+
+    Stability: status; `late_max_grad_norm_fake`, the largest ||grad_x D|| on fakes over the second half of the
+    log (the first records are all alike: every run starts from the same networks and batch); the largest late
+    sigma_0 growth in G and in D (spectral_growth). Quality: FD-digits, precision, recall, modes.
+    """
     rows = []
     for r in records:
-        fake_norms = [x["grad_norm_fake"] for x in r.get("records", []) if x.get("grad_norm_fake") is not None]
-        fake_norms = [v for v in map(float, fake_norms) if math.isfinite(v)]
+        log = r.get("records") or []
+        fake_norms = [float(x["grad_norm_fake"]) for x in log[len(log) // 2:] if x.get("grad_norm_fake") is not None]
+        fake_norms = [v for v in fake_norms if math.isfinite(v)]
         growth = {net: max(spectral_growth(r, net).values(), default=None) for net in ("G", "D")}
         rows.append({"gamma": float(r["settings"]["gamma"][0]), "label": r["label"], "seed": r.get("seed", 0),
                      "status": r["status"], "images_seen": r["images_seen"],
-                     "max_grad_norm_fake": max(fake_norms, default=None),
+                     "late_max_grad_norm_fake": max(fake_norms, default=None),
                      "max_sigma_growth_G": growth["G"], "max_sigma_growth_D": growth["D"],
                      **{k: r.get(k) if r["status"] == "ok" else None
                         for k in ("fd_digits", "precision_digits", "recall_digits", "modes")}})
@@ -750,11 +761,14 @@ def gamma_verdicts(rows: list[dict[str, Any]]) -> list[str]:
     ok = [row for row in rows if row["status"] == "ok"]
     out = [f"stability: {len(failed)} of {len(rows)} runs diverged"
            + (f" (gamma = {', '.join(f'{g:g}' for g in failed)})." if failed else ".")]
+    if failed and ok and max(row["gamma"] for row in ok) > max(failed):
+        out.append(f"STABILISED BY GAMMA: every run at gamma <= {max(failed):g} diverged, at least one stronger "
+                   "one did not.")
     if ok:
         best = min(ok, key=lambda row: row["fd_digits"])
         strongest = max(ok, key=lambda row: row["gamma"])
         cost = strongest["fd_cost_pct"]
-        word = "CONSISTENT with BigGAN" if cost > 0 and strongest is not best else "NO PRICE SEEN"
+        word = "PRICE SEEN" if cost >= 10 else "SMALL PRICE (< 10%)" if cost > 0 else "NO PRICE SEEN"
         out.append(f"{word}: the best FD-digits is at gamma {best['gamma']:g} ({best['fd_digits']:.4g}); the "
                    f"strongest stable gamma ({strongest['gamma']:g}) is {cost:.0f}% worse (precision "
                    f"{strongest['precision_digits']:.3f}, recall {strongest['recall_digits']:.3f} vs "
@@ -764,7 +778,7 @@ def gamma_verdicts(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def plot_gamma_sweep(rows: list[dict[str, Any]], provenance) -> Any:
-    """Quality (FD-digits; precision and recall) and stability (largest ||grad_x D|| on fakes) against gamma;
+    """Quality (FD-digits; precision and recall) and stability (late_max_grad_norm_fake) against gamma;
     a diverged run is a red cross on the stability panel."""
     import matplotlib.pyplot as plt
 
@@ -775,19 +789,18 @@ def plot_gamma_sweep(rows: list[dict[str, Any]], provenance) -> Any:
     bad = [r for r in rows if r["status"] != "ok"]
     axes[0].plot([r["gamma"] for r in ok], [r["fd_digits"] for r in ok], marker="o")
     axes[0].set_title("quality: FD-digits (lower = better)", fontsize=10)
-    axes[0].set_yscale("log")
     for metric in ("precision_digits", "recall_digits"):
         axes[1].plot([r["gamma"] for r in ok], [r[metric] for r in ok], marker="o", label=metric)
     axes[1].set_title("quality: precision and recall", fontsize=10)
     axes[1].legend(fontsize=8)
-    with_norm = [r for r in rows if r["max_grad_norm_fake"] is not None]
-    axes[2].plot([r["gamma"] for r in with_norm], [r["max_grad_norm_fake"] for r in with_norm], marker="o")
+    with_norm = [r for r in rows if r["late_max_grad_norm_fake"] is not None]
+    axes[2].plot([r["gamma"] for r in with_norm], [r["late_max_grad_norm_fake"] for r in with_norm], marker="o")
     if bad:
-        top = max((r["max_grad_norm_fake"] for r in with_norm), default=1.0)
+        top = max((r["late_max_grad_norm_fake"] for r in with_norm), default=1.0)
         axes[2].scatter([r["gamma"] for r in bad], [top] * len(bad), marker="x", s=80, color="red",
                         label="diverged", zorder=4)
         axes[2].legend(fontsize=8)
-    axes[2].set_title("stability: max ||grad_x D|| on fakes", fontsize=10)
+    axes[2].set_title("stability: max ||grad_x D|| on fakes, 2nd half", fontsize=10)
     axes[2].set_yscale("log")
     for ax in axes:
         ax.set_xscale("log")

@@ -33,3 +33,15 @@ def chapter_metrics(out: Path, chapter: str) -> dict:
     assert record["provenance"]["profile"] == "smoke"
     assert record["provenance"]["wall_time_s"] is not None
     return record["metrics"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """Tiny convolutions run fastest on one thread, and far faster when other processes share the cores
+    (OpenMP workers spin-waiting for a busy core cost seconds per step)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

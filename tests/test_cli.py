@@ -20,14 +20,6 @@ TINY_TRAIN = ["train", "--config", "E", "--preset", "stacked8", "--batch", "8", 
               "--device", "cpu", "--network", "widths=16,16", "--max-items", "2000"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions run fastest on one thread, and far faster when other processes share the cores
-    (OpenMP workers spin-waiting for a busy core cost seconds per step)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,6 @@ from r3gan_core.networks.stylegan2 import MinibatchStd, modulated_conv2d
 SMALL = ("digits8", "stacked16")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These networks are tiny: one thread is as fast, and far faster on a CPU shared with other jobs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _labels(G, n: int) -> torch.Tensor | None:

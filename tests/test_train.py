@@ -26,14 +26,6 @@ TINY = {
 BATCH = 8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions run fastest on one thread, and far faster when other processes share the cores
-    (OpenMP workers spin-waiting for a busy core cost seconds per step)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny(config: str = "E", steps: int = 3, **kw) -> TrainConfig:
