@@ -58,7 +58,9 @@ def failing_cell(notebook: Path) -> str:
     import nbformat
 
     nb = nbformat.read(notebook, as_version=4)
-    for i, cell in enumerate(nb.cells):
+    added_by_papermill = {"injected-parameters", "papermill-error-cell-tag"}
+    source_cells = [c for c in nb.cells if not added_by_papermill & set(c.get("metadata", {}).get("tags", []))]
+    for i, cell in enumerate(source_cells):  # numbered as in the chapter's source, from 0
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 first = cell.source.strip().splitlines()[:1]

@@ -1,0 +1,107 @@
+"""ci/run_chapters.py: bad input, a failing chapter named with its cell, publishing only full results."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _runner():
+    spec = importlib.util.spec_from_file_location("run_chapters", REPO / "ci" / "run_chapters.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+BROKEN = '''# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
+
+# %% tags=["parameters"]
+profile = "smoke"
+metrics_path = None
+artifacts_dir = None
+
+# %%
+x = 1
+
+# %%
+raise ZeroDivisionError("the chapter broke here")
+'''
+
+
+def test_failing_chapter_is_named_with_its_cell(tmp_path, monkeypatch):
+    runner = _runner()
+    source = tmp_path / "01_dirac_gan.py"
+    source.write_text(BROKEN)
+    monkeypatch.setattr(runner, "chapter_source", lambda name: source)
+    with pytest.raises(RuntimeError) as err:
+        runner.run_chapter("dirac_gan", "smoke", tmp_path / "out", cell_timeout=120)
+    text = str(err.value)
+    assert "dirac_gan" in text and "cell 2" in text and "ZeroDivisionError" in text and "the chapter broke here" in text
+
+
+def test_main_exits_nonzero_on_a_failing_chapter(tmp_path, monkeypatch, capsys):
+    runner = _runner()
+    source = tmp_path / "01_dirac_gan.py"
+    source.write_text(BROKEN)
+    monkeypatch.setattr(runner, "chapter_source", lambda name: source)
+    monkeypatch.setattr(runner, "available_chapters", lambda: ["dirac_gan"])
+    assert runner.main(["--profile", "smoke", "--out", str(tmp_path / "out")]) == 1
+    assert "FAILED: chapter 'dirac_gan'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--profile", "fast", "--out", "x"], "invalid choice: 'fast'"),
+    (["--profile", "smoke", "--out", "x", "--only", "nope"], "unknown chapter(s) ['nope']; valid choices: dirac_gan"),
+    (["--profile", "paper", "--out", "x"], "the paper profile is documented"),
+])
+def test_bad_arguments_name_the_valid_choices(argv, message):
+    proc = subprocess.run([sys.executable, str(REPO / "ci" / "run_chapters.py"), *argv], capture_output=True,
+                          text=True, cwd=REPO)
+    assert proc.returncode == 2 and message in proc.stderr
+
+
+def test_publish_refuses_smoke_results(tmp_path, monkeypatch):
+    runner = _runner()
+    (tmp_path / "toy_2d").mkdir()
+    (tmp_path / "toy_2d" / "metrics.json").write_text(json.dumps({"provenance": {"profile": "smoke"}, "metrics": {}}))
+    monkeypatch.setattr(runner, "RESULTS", tmp_path / "results")
+    with pytest.raises(ValueError, match="only full-profile results are published"):
+        runner.publish("toy_2d", tmp_path)
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.chapters
+def test_book_builds_from_the_executed_chapters(smoke_book, tmp_path):
+    """Jupyter Book renders every chapter the runner executed (no execution of its own)."""
+    root = tmp_path / "book_root"
+    (root / "book").mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(REPO / name, root / name)
+    shutil.copy(REPO / "book" / "intro.md", root / "book" / "intro.md")
+    chapters = [p.name for p in smoke_book.iterdir() if (p / f"{p.name}.ipynb").exists()]
+    for name in chapters:
+        (root / "book" / "executed" / name).mkdir(parents=True)
+        shutil.copy(smoke_book / name / f"{name}.ipynb", root / "book" / "executed" / name / f"{name}.ipynb")
+    jb = shutil.which("jupyter-book") or str(Path(sys.executable).parent / "jupyter-book")
+    proc = subprocess.run([jb, "build", str(root), "--builder", "html"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    html = root / "_build" / "html"
+    assert (html / "index.html").exists()
+    for name in chapters:
+        page = html / "book" / "executed" / name / f"{name}.html"
+        assert page.exists(), f"no page for {name}"
+        assert "profile=smoke" in page.read_text(), f"{name}: the provenance line is missing from the page"
