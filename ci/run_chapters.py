@@ -125,8 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile == "paper":
         parser.error("the paper profile is documented as commands in each chapter and is never executed here")
 
+    import os
+
     import torch
 
+    # Progress bars are for people at a kernel; in an executed notebook they would freeze as "0%" widgets.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     have_gpu = torch.cuda.is_available()
     args.out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, dict] = {}

@@ -47,9 +47,9 @@ mnist_path = None      # a folder with MNIST IDX files: run on real StackedMNIST
 # %%
 import matplotlib.pyplot as plt
 
-from r3gan_core import experiments, paper, plotting
+from r3gan_core import chapter, comparisons, experiments, paper, plotting
 
-settings, prov, published = experiments.chapter_start("mode_coverage", profile)
+settings, prov, published = chapter.chapter_start("mode_coverage", profile)
 
 # %% [markdown]
 # ## Four losses, one network
@@ -106,12 +106,12 @@ plt.show()
 # describe a few hundred images of training and are **not findings**.
 
 # %%
-verdicts = experiments.table1_verdicts(runs)
+verdicts = comparisons.table1_verdicts(runs)
 for line in verdicts:
     print("- (smoke profile, not a finding)" if profile == "smoke" else "-", line)
 
 # %%
-record = experiments.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, verdicts=verdicts,
+record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, verdicts=verdicts,
                                     settings=settings)
 
 # %% [markdown]

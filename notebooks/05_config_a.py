@@ -33,10 +33,10 @@ metrics_path = None    # set by ci/run_chapters.py
 artifacts_dir = None   # set by ci/run_chapters.py
 
 # %%
-from r3gan_core import experiments
+from r3gan_core import chapter, experiments
 from r3gan_core.networks.stylegan2 import MappingNetwork, MinibatchStd, modulated_conv2d
 
-settings, prov, published = experiments.chapter_start("config_a", profile)
+settings, prov, published = chapter.chapter_start("config_a", profile)
 
 # %% [markdown]
 # ## The code of the tricks
@@ -45,7 +45,7 @@ settings, prov, published = experiments.chapter_start("config_a", profile)
 # the mapping network and minibatch standard deviation.
 
 # %%
-experiments.source(modulated_conv2d, MappingNetwork, MinibatchStd)
+chapter.source(modulated_conv2d, MappingNetwork, MinibatchStd)
 
 # %% [markdown]
 # ## The recipe
@@ -53,17 +53,17 @@ experiments.source(modulated_conv2d, MappingNetwork, MinibatchStd)
 # Lazy R1 applies the penalty every 16th D step with its weight multiplied by 16; path length every 4th G step.
 
 # %%
-experiments.recipe_table("A", settings["preset"])
+chapter.recipe_table("A", settings["preset"])
 
 # %% [markdown]
 # ## Training Config A
 
 # %%
 runs, grids = experiments.roadmap_step("A", settings)
-experiments.show_runs(runs, grids, prov)
+chapter.show_runs(runs, grids, prov)
 
 # %%
-record = experiments.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, settings=settings)
+record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, settings=settings)
 
 # %% [markdown]
 # ## Published full-profile results
@@ -72,7 +72,7 @@ record = experiments.finish_chapter(prov, metrics_path, artifacts_dir, runs, gri
 # code runs. Full-profile results, when a GPU run stored them under `results/config_a/`, appear here.
 
 # %%
-experiments.show_published_runs(published)
+chapter.show_published_runs(published)
 
 # %% [markdown]
 # ## Exercises

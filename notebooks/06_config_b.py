@@ -29,10 +29,10 @@ metrics_path = None    # set by ci/run_chapters.py
 artifacts_dir = None   # set by ci/run_chapters.py
 
 # %%
-from r3gan_core import experiments
+from r3gan_core import chapter, experiments
 from r3gan_core.networks.stripped import StrippedDiscriminatorBlock, StrippedGeneratorBlock
 
-settings, prov, published = experiments.chapter_start("config_b", profile)
+settings, prov, published = chapter.chapter_start("config_b", profile)
 
 # %% [markdown]
 # ## What remains of the network
@@ -40,23 +40,23 @@ settings, prov, published = experiments.chapter_start("config_b", profile)
 # One generator block and one discriminator block of Config B, from `r3gan_core.networks.stripped`:
 
 # %%
-experiments.source(StrippedGeneratorBlock, StrippedDiscriminatorBlock)
+chapter.source(StrippedGeneratorBlock, StrippedDiscriminatorBlock)
 
 # %% [markdown]
 # ## The recipe: the classic loss with R1 at every step
 
 # %%
-experiments.recipe_table("AB", settings["preset"])
+chapter.recipe_table("AB", settings["preset"])
 
 # %% [markdown]
 # ## Training Config B
 
 # %%
 runs, grids = experiments.roadmap_step("B", settings)
-experiments.show_runs(runs, grids, prov)
+chapter.show_runs(runs, grids, prov)
 
 # %%
-record = experiments.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, settings=settings)
+record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, settings=settings)
 
 # %% [markdown]
 # ## Published full-profile results
@@ -65,7 +65,7 @@ record = experiments.finish_chapter(prov, metrics_path, artifacts_dir, runs, gri
 # appear here when a GPU run produced them.
 
 # %%
-experiments.show_published_runs(published)
+chapter.show_published_runs(published)
 
 # %% [markdown]
 # ## Exercises
@@ -82,4 +82,4 @@ experiments.show_published_runs(published)
 # unit variance and scaling them at run time (equalised lr) changes each layer's *effective* step size.
 from r3gan_core.networks.layers import EqualizedConv2d
 
-experiments.source(EqualizedConv2d)
+chapter.source(EqualizedConv2d)

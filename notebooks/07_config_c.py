@@ -30,9 +30,9 @@ metrics_path = None    # set by ci/run_chapters.py
 artifacts_dir = None   # set by ci/run_chapters.py
 
 # %%
-from r3gan_core import experiments, losses
+from r3gan_core import chapter, experiments, losses
 
-settings, prov, published = experiments.chapter_start("config_c", profile)
+settings, prov, published = chapter.chapter_start("config_c", profile)
 
 # %% [markdown]
 # ## The code of the change
@@ -40,24 +40,24 @@ settings, prov, published = experiments.chapter_start("config_c", profile)
 # From `r3gan_core.losses`: the RpGAN losses, the zero-centred penalty, and how R1 and R2 weigh gamma / 2 each.
 
 # %%
-experiments.source(losses.rpgan_discriminator_loss, losses.rpgan_generator_loss, losses.zero_centered_penalty,
+chapter.source(losses.rpgan_discriminator_loss, losses.rpgan_generator_loss, losses.zero_centered_penalty,
                    losses.penalty_weights)
 
 # %% [markdown]
 # ## The recipes of B and C side by side: only the loss and the penalty differ
 
 # %%
-experiments.recipe_table("BC", settings["preset"])
+chapter.recipe_table("BC", settings["preset"])
 
 # %% [markdown]
 # ## Training Config C
 
 # %%
 runs, grids = experiments.roadmap_step("C", settings)
-experiments.show_runs(runs, grids, prov)
+chapter.show_runs(runs, grids, prov)
 
 # %%
-record = experiments.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, settings=settings)
+record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, settings=settings)
 
 # %% [markdown]
 # ## Published full-profile results
@@ -66,7 +66,7 @@ record = experiments.finish_chapter(prov, metrics_path, artifacts_dir, runs, gri
 # appear here, and the roadmap chapter compares them with B's.
 
 # %%
-experiments.show_published_runs(published)
+chapter.show_published_runs(published)
 
 # %% [markdown]
 # ## Exercises

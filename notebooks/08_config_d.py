@@ -34,11 +34,11 @@ metrics_path = None    # set by ci/run_chapters.py
 artifacts_dir = None   # set by ci/run_chapters.py
 
 # %%
-from r3gan_core import experiments
+from r3gan_core import chapter, experiments
 from r3gan_core.networks.layers import fixup_gain
 from r3gan_core.networks.resnet import DownTransition, ResidualBlock, UpTransition
 
-settings, prov, published = experiments.chapter_start("config_d", profile)
+settings, prov, published = chapter.chapter_start("config_d", profile)
 
 # %% [markdown]
 # ## The code of the blocks
@@ -47,17 +47,17 @@ settings, prov, published = experiments.chapter_start("config_d", profile)
 # bottleneck, expansion below 1), the fix-up gain, and G's and D's transition layers.
 
 # %%
-experiments.source(ResidualBlock, fixup_gain, UpTransition, DownTransition)
+chapter.source(ResidualBlock, fixup_gain, UpTransition, DownTransition)
 
 # %% [markdown]
 # ## Training Config D (RpGAN + R1 + R2, as from Config C on)
 
 # %%
 runs, grids = experiments.roadmap_step("D", settings)
-experiments.show_runs(runs, grids, prov)
+chapter.show_runs(runs, grids, prov)
 
 # %%
-record = experiments.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, settings=settings)
+record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, settings=settings)
 
 # %% [markdown]
 # ## Published full-profile results
@@ -66,7 +66,7 @@ record = experiments.finish_chapter(prov, metrics_path, artifacts_dir, runs, gri
 # appear here.
 
 # %%
-experiments.show_published_runs(published)
+chapter.show_published_runs(published)
 
 # %% [markdown]
 # ## Exercises

@@ -32,11 +32,11 @@ metrics_path = None    # set by ci/run_chapters.py
 artifacts_dir = None   # set by ci/run_chapters.py
 
 # %%
-from r3gan_core import experiments
+from r3gan_core import chapter, experiments
 from r3gan_core.networks import network_config
 from r3gan_core.networks.resnet import ResNetConfig
 
-settings, prov, published = experiments.chapter_start("config_e", profile)
+settings, prov, published = chapter.chapter_start("config_e", profile)
 
 # %% [markdown]
 # ## The code of the change
@@ -44,7 +44,7 @@ settings, prov, published = experiments.chapter_start("config_e", profile)
 # The configuration that makes a block grouped and inverted, and the two configs at the same preset:
 
 # %%
-experiments.source(ResNetConfig.hidden, ResNetConfig.groups)
+chapter.source(ResNetConfig.hidden, ResNetConfig.groups)
 
 # %%
 for config in "DE":
@@ -55,10 +55,10 @@ for config in "DE":
 
 # %%
 runs, grids = experiments.roadmap_step("E", settings)
-experiments.show_runs(runs, grids, prov)
+chapter.show_runs(runs, grids, prov)
 
 # %%
-record = experiments.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, settings=settings)
+record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, settings=settings)
 
 # %% [markdown]
 # ## Published full-profile results
@@ -66,7 +66,7 @@ record = experiments.finish_chapter(prov, metrics_path, artifacts_dir, runs, gri
 # Smoke numbers only show that the code runs. Results a GPU run stored under `results/config_e/` appear here.
 
 # %%
-experiments.show_published_runs(published)
+chapter.show_published_runs(published)
 
 # %% [markdown]
 # ## Exercises

@@ -37,11 +37,11 @@ artifacts_dir = None   # set by ci/run_chapters.py
 # %%
 import matplotlib.pyplot as plt
 
-from r3gan_core import experiments, plotting
+from r3gan_core import chapter, comparisons, plotting
 from r3gan_core.networks.anatomy import parameter_table
 
-settings, prov, published = experiments.chapter_start("roadmap", profile)
-runs, sources = experiments.gather_roadmap(artifacts_dir, profile)
+settings, prov, published = chapter.chapter_start("roadmap", profile)
+runs, sources = comparisons.gather_roadmap(artifacts_dir, profile)
 for config, where in sources.items():
     print(f"Config {config}: {where}")
 
@@ -55,7 +55,7 @@ parameter_table()
 # ## Ours beside the paper's
 
 # %%
-experiments.roadmap_table(runs)
+comparisons.roadmap_table(runs)
 
 # %% [markdown]
 # ## Each config's metrics against images seen
@@ -74,11 +74,11 @@ if runs:
 # findings**; they only prove that the comparison runs end to end.
 
 # %%
-verdicts = experiments.roadmap_verdicts(runs)
+verdicts = comparisons.roadmap_verdicts(runs)
 for line in verdicts:
     print("- (smoke profile, not a finding)" if profile == "smoke" else "-", line)
 prov.finish(images_seen=sum(r["images_seen"] for r in runs), steps=sum(r["steps"] for r in runs))
-record = experiments.write_metrics(metrics_path, {"runs": runs, "sources": sources, "verdicts": verdicts}, prov)
+record = chapter.write_metrics(metrics_path, {"runs": runs, "sources": sources, "verdicts": verdicts}, prov)
 print(prov)
 
 # %% [markdown]

@@ -60,6 +60,8 @@ def top_singular_value(
         raise ValueError(f"iters must be an integer >= 1, got {iters!r}")
     with torch.no_grad():
         w = as_matrix(weight.detach())
+        if not bool(w.any()):  # an all-zero weight (a zero-initialised residual conv): sigma_0 = 0, not 0/0
+            return 0.0, torch.zeros(w.shape[0], dtype=w.dtype, device=w.device) if u is None else u
         if u is None:
             u = torch.randn(w.shape[0], generator=generator, dtype=w.dtype, device=w.device)
         u = u / u.norm()

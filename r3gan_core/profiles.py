@@ -52,10 +52,10 @@ CHAPTERS: dict[str, dict[str, Any]] = {
         "title": "2D toys: GAN and RpGAN with R1, R2 on mixtures",
         "book": "full",
         # Both datasets x {gan, rpgan} x {none, r1, r2, r1+r2} per seed. MLPs width 64, depth 3, z_dim 2 (ToyConfig);
-        # lr cosine lr -> lr_final; gamma on (gamma/2)(R1 + R2). full: about 2 min on one free CPU core.
+        # lr cosine lr -> lr_final; gamma on (gamma/2)(R1 + R2). full: 32 runs, about 3.5 min on one free CPU core.
         "smoke": {"steps": 100, "batch": 128, "samples": 2500, "datasets": ["ring", "grid"], "seeds": [0],
                   "gamma": 0.1, "lr": 3e-3, "lr_final": 1e-5, "log_every": 5},
-        "full": {"steps": 2000, "batch": 256, "samples": 2500, "datasets": ["ring", "grid"], "seeds": [0],
+        "full": {"steps": 2000, "batch": 256, "samples": 2500, "datasets": ["ring", "grid"], "seeds": [0, 1],
                  "gamma": 0.1, "lr": 3e-3, "lr_final": 1e-5, "log_every": 10},
     },
     "anatomy": {
@@ -92,15 +92,16 @@ CHAPTERS: dict[str, dict[str, Any]] = {
         # Runs: RpGAN + R1 + R2 (the recipe), the same + orthogonal regularisation (ortho_beta), RpGAN + R1 only,
         # and R1 + R2 at each constant gamma in `gammas`; spectra of every weight every `spectral_every` images.
         # thresholds: the truncation sweep (plus no truncation); grid_count: samples per threshold in the grids.
-        # smoke: a few hundred images per run, one thread (the whole chapter in about a minute on 2 idle cores);
+        # smoke: about a thousand images per run, one thread (the chapter in about a minute on 2 idle cores);
         # its numbers only show that every code path runs.
         "smoke": {"preset": "stacked8", "batch": 32, "total_images": 1_024, "seeds": [0], "evaluations": 2,
                   "num_samples": 1_000, "max_items": 5_000, "eval": SMOKE_EVAL, "threads": 1,
                   "spectral_every": 64, "spectral_iters": 10, "thresholds": [0.25, 0.5, 1.0, 1.5],
                   "ortho_beta": 1e-4, "gammas": [0.1, 1.0, 10.0], "grid_count": 16},
-        # full: one GPU, about 10 minutes for 8 runs of 300k images (2.4 M in all) and two sweeps of 7 evaluations;
-        # an ESTIMATE scaled from the mode-coverage chapter's, not yet measured on a GPU.
-        "full": {"preset": "stacked16", "batch": 256, "total_images": 300_000, "seeds": [0], "evaluations": 3,
+        # full: one GPU, about 10 minutes: 8 runs of 300k images (2.4 M in all, half the mode-coverage chapter's
+        # 12 x 400k) plus 16 run evaluations and 14 truncation points of 10k samples each. An ESTIMATE scaled from
+        # that chapter's own estimate, not measured: no GPU run has timed it yet.
+        "full": {"preset": "stacked16", "batch": 256, "total_images": 300_000, "seeds": [0], "evaluations": 2,
                  "num_samples": 10_000, "max_items": 50_000, "eval": {}, "threads": None,
                  "spectral_every": 10_000, "spectral_iters": 20, "thresholds": [0.25, 0.5, 0.75, 1.0, 1.5, 2.0],
                  "ortho_beta": 1e-4, "gammas": [0.01, 0.1, 1.0, 10.0, 100.0], "grid_count": 16},

@@ -139,3 +139,9 @@ def test_orthogonal_penalty_total_sums_matrix_weights():
     assert biggan.orthogonal_penalty_total(nn.ReLU()).item() == 0.0
     with pytest.raises(ValueError, match="beta"):
         biggan.orthogonal_penalty(net[0].weight, beta=-1.0)
+
+
+def test_top_singular_value_of_a_zero_weight_is_zero():
+    """Zero-initialised residual convs are all zero at step 0: sigma_0 must read 0, not NaN."""
+    sigma, _ = biggan.top_singular_value(torch.zeros(8, 4, 3, 3), iters=5)
+    assert sigma == 0.0

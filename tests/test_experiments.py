@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from r3gan_core import experiments
+from r3gan_core import comparisons, experiments
 from r3gan_core.checkpoint import load as load_checkpoint
 from r3gan_core.train import TrainConfig
 
@@ -61,16 +61,16 @@ def _record(label, status="ok", modes=None, kl=None, fd=None, real=1.0, fake=1.0
 def test_table1_verdicts_follow_the_data():
     paper_like = [_record("GAN + R1", "diverged"), _record("RpGAN + R1", "diverged"),
                   _record("GAN + R1 + R2", modes=693, kl=0.93), _record("RpGAN + R1 + R2", modes=1000, kl=0.08)]
-    text = " ".join(experiments.table1_verdicts(paper_like))
+    text = " ".join(comparisons.table1_verdicts(paper_like))
     assert "REPRODUCED: every R1-only run diverged (2/2)" in text
     assert "REPRODUCED: RpGAN + R1 + R2 1000 modes" in text
     opposite = [_record("GAN + R1", fake=1.0), _record("RpGAN + R1", fake=1.0),
                 _record("GAN + R1 + R2", modes=900, kl=0.2), _record("RpGAN + R1 + R2", modes=800, kl=0.5)]
-    lines = experiments.table1_verdicts(opposite)
+    lines = comparisons.table1_verdicts(opposite)
     assert lines[0].startswith("NOT REPRODUCED") and lines[1].startswith("NOT SEEN") and lines[2].startswith("NOT REPRODUCED")
     exploding = [_record("GAN + R1", fake=50.0), _record("RpGAN + R1", fake=50.0),
                  _record("GAN + R1 + R2", modes=1, kl=1), _record("RpGAN + R1 + R2", modes=2, kl=0.5)]
-    assert experiments.table1_verdicts(exploding)[1].startswith("SUPPORTED")
+    assert comparisons.table1_verdicts(exploding)[1].startswith("SUPPORTED")
 
 
 def test_summary_table_marks_fail_and_averages_seeds():
@@ -83,9 +83,9 @@ def test_summary_table_marks_fail_and_averages_seeds():
 def test_roadmap_verdicts_rank_agreement():
     paper_order = {"A": 7.516, "B": 12.46, "C": 11.65, "D": 9.95, "E": 7.045}
     records = [_record(f"Config {c}", fd=fid * 10) for c, fid in paper_order.items()]
-    text = experiments.roadmap_verdicts(records)
+    text = comparisons.roadmap_verdicts(records)
     assert any("Spearman rho = 1.00" in line for line in text)
     assert any(line.startswith("REPRODUCED: Config E beats Config A") for line in text)
     reversed_records = [_record(f"Config {c}", fd=1 / fid) for c, fid in paper_order.items()]
-    assert any("Spearman rho = -1.00" in line for line in experiments.roadmap_verdicts(reversed_records))
-    assert experiments.roadmap_verdicts(records[:2])[-1].startswith("Only 2 config(s)")
+    assert any("Spearman rho = -1.00" in line for line in comparisons.roadmap_verdicts(reversed_records))
+    assert comparisons.roadmap_verdicts(records[:2])[-1].startswith("Only 2 config(s)")
