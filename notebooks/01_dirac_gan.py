@@ -41,17 +41,12 @@ import numpy as np
 import torch
 
 from r3gan_core import dirac
-from r3gan_core.plotting import add_footer, set_style
-from r3gan_core.profiles import chapter_settings
-from r3gan_core.report import Provenance, write_metrics
+from r3gan_core.chapter import chapter_start, write_metrics
+from r3gan_core.plotting import add_footer
 
-settings = chapter_settings("dirac_gan", profile)
-prov = Provenance.start("dirac_gan", profile)
-set_style()
+settings, prov, _ = chapter_start("dirac_gan", profile)
 H, STEPS, GAMMA, START = settings["h"], settings["steps"], settings["gamma"], tuple(settings["start"])
 out_dir = Path(artifacts_dir) if artifacts_dir else None
-print(prov)
-print(settings)
 
 # %% [markdown]
 # ## The game and its two losses

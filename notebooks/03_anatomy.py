@@ -36,28 +36,22 @@ metrics_path = None    # set by ci/run_chapters.py: where this chapter's headlin
 artifacts_dir = None   # set by ci/run_chapters.py: a folder for small stored results (json, png)
 
 # %%
-import inspect
 from pathlib import Path
 
 import pandas as pd
 import seaborn as sns
 import torch
-from IPython.display import Code, display
+from IPython.display import display
 
 from r3gan_core import networks
+from r3gan_core.chapter import chapter_start, source, write_metrics
 from r3gan_core.networks import anatomy, layers, resnet, stripped, stylegan2
-from r3gan_core.plotting import add_footer, set_style
-from r3gan_core.profiles import chapter_settings
-from r3gan_core.report import Provenance, write_metrics
+from r3gan_core.plotting import add_footer
 
-settings = chapter_settings("anatomy", profile)
-prov = Provenance.start("anatomy", profile)
-set_style()
+settings, prov, _ = chapter_start("anatomy", profile)
 PRESET = settings["preset"]
 BLOCKS, BATCH = settings["blocks_per_stage"], settings["batch"]
 out_dir = Path(artifacts_dir) if artifacts_dir else None
-print(prov)
-print(settings)
 
 # %% [markdown]
 # ## Parameter counts against Table 2
@@ -153,8 +147,7 @@ print("\nConfig E, discriminator\n" + anatomy.describe(small["E"][1], x, depth=3
 # zero at initialisation.
 
 # %%
-for obj in (resnet.ResidualBlock, layers.fixup_gain, layers.init_weight_):
-    display(Code(inspect.getsource(obj), language="python"))
+source(resnet.ResidualBlock, layers.fixup_gain, layers.init_weight_)
 
 # %% [markdown]
 # The ends of the networks: the generator's input is a learned 4x4 basis scaled per channel by a linear map
@@ -163,17 +156,15 @@ for obj in (resnet.ResidualBlock, layers.fixup_gain, layers.init_weight_):
 # equals bilinear interpolation away from the border.
 
 # %%
-for obj in (resnet.GenerativeBasis, resnet.DiscriminativeBasis, resnet.UpTransition, resnet.DownTransition,
-            layers.upsample_2x):
-    display(Code(inspect.getsource(obj), language="python"))
+source(resnet.GenerativeBasis, resnet.DiscriminativeBasis, resnet.UpTransition, resnet.DownTransition,
+       layers.upsample_2x)
 
 # %% [markdown]
 # What the roadmap removed: StyleGAN2's modulated convolution (config A) and, for contrast, B's plain
 # residual discriminator block, which keeps StyleGAN2's structure and its $\sqrt{1/2}$ skip gain.
 
 # %%
-for obj in (stylegan2.modulated_conv2d, stylegan2.SynthesisLayer, stripped.StrippedDiscriminatorBlock):
-    display(Code(inspect.getsource(obj), language="python"))
+source(stylegan2.modulated_conv2d, stylegan2.SynthesisLayer, stripped.StrippedDiscriminatorBlock)
 
 # %% [markdown]
 # ## Why D and E need no normalisation: variance through depth
