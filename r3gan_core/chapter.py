@@ -52,8 +52,11 @@ def sibling_results(artifacts_dir: str | Path | None, chapter: str) -> dict[str,
     return read_json(path) if path.is_file() else None
 
 
-def chapter_start(chapter: str, profile: str):
-    """Settings, provenance (printed: the chapter's first output) and published results of a chapter."""
+def chapter_start(chapter: str, profile: str, device: str | None = None):
+    """Settings, provenance (printed: the chapter's first output) and published results of a chapter.
+
+    device None = the device the chapter's training will pick (CUDA, MPS, CPU); a CPU-only chapter passes "cpu".
+    """
     import torch
 
     from . import plotting
@@ -63,7 +66,7 @@ def chapter_start(chapter: str, profile: str):
     settings = chapter_settings(chapter, profile)
     if settings.get("threads"):  # the chapter's CPU thread count, set before the provenance records it
         torch.set_num_threads(settings["threads"])
-    prov = Provenance.start(chapter, profile, pick_device())
+    prov = Provenance.start(chapter, profile, pick_device() if device is None else device)
     print(prov)
     print("settings:", settings)
     # Chapters the book executes in full on a CPU have nothing to publish; the GPU chapters say where their
