@@ -131,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # Progress bars are for people at a kernel; in an executed notebook they would freeze as "0%" widgets.
     os.environ.setdefault("TQDM_DISABLE", "1")
+    # Kernels import this checkout's r3gan_core, whatever else is installed.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     have_gpu = torch.cuda.is_available()
     args.out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, dict] = {}

@@ -9,8 +9,21 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
   echo "[setup] installing torch==2.13.0"
   "$PY" -m pip install --quiet "torch==2.13.0"
 fi
-if ! "$PY" -c "import r3gan_core, papermill, jupytext, jupyter_book, sklearn, seaborn, ipywidgets, pytest" >/dev/null 2>&1 \
-   || ! "$PY" -m pip show r3gan-core >/dev/null 2>&1; then
+# Reinstall unless every package imports and r3gan-core is installed (editable) from this very checkout.
+installed_here() {
+  (cd / && "$PY" - "$PWD_REPO" <<'PYEOF'
+import importlib.metadata as md, json, pathlib, sys
+try:
+    url = json.loads(md.distribution("r3gan-core").read_text("direct_url.json") or "{}").get("url", "")
+except md.PackageNotFoundError:
+    sys.exit(1)
+sys.exit(0 if url == pathlib.Path(sys.argv[1]).resolve().as_uri() else 1)
+PYEOF
+  )
+}
+PWD_REPO=$(pwd)
+if ! "$PY" -c "import papermill, jupytext, jupyter_book, sklearn, seaborn, ipywidgets, pytest" >/dev/null 2>&1 \
+   || ! installed_here; then
   echo "[setup] installing r3gan-core with the book and test extras"
   "$PY" -m pip install --quiet -e ".[book,test]"
 fi

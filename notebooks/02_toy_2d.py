@@ -52,17 +52,13 @@ import pandas as pd
 import torch
 
 from r3gan_core import toy
-from r3gan_core.plotting import add_footer, set_style
-from r3gan_core.profiles import chapter_settings
-from r3gan_core.report import Provenance, write_metrics
+from r3gan_core.chapter import chapter_start, write_metrics
+from r3gan_core.plotting import add_footer
 
 torch.set_num_threads(1)  # tiny MLPs: one thread is as fast as two and leaves the other core free
-settings = chapter_settings("toy_2d", profile)
-prov = Provenance.start("toy_2d", profile, "cpu")  # the toys train on the CPU even where a GPU is present
-set_style()
+# The toys train on the CPU even where a GPU is present, and the provenance says so.
+settings, prov, _ = chapter_start("toy_2d", profile, device="cpu")
 out_dir = Path(artifacts_dir) if artifacts_dir else None
-print(prov)
-print(settings)
 
 # %% [markdown]
 # ## The data and the metrics
