@@ -186,8 +186,8 @@ def _spectral_series(record: dict[str, Any], net: str) -> dict[str, list[tuple[i
     """{layer: [(images_seen, sigma_0), ...]} of one run record for net 'G' or 'D', layers in network order
     (when the record's settings name its config and preset; unknown names follow in stored order).
 
-    Non-finite values are dropped: power iteration on an all-zero weight (a zero-initialised residual conv at
-    step 0) returns NaN, and stored records carry NaN as the string 'nan'.
+    Non-finite values are dropped (stored records carry NaN as the string 'nan'). An all-zero weight (a
+    zero-initialised residual conv at step 0) reads sigma_0 = 0 (biggan.top_singular_value).
     """
     series: dict[str, list[tuple[int, float]]] = {}
     for measurement in record.get("spectral") or []:

@@ -48,39 +48,42 @@ class PresetSchedule:
 _R3 = dict(lr=(2e-4, 5e-5), beta2=(0.9, 0.99))  # every official preset (PAPER_FACTS Sec. 5)
 _SMALL = "ours: CPU-sized; lr and beta2 as the official presets, gamma 1 -> 0.1 as StackedMNIST, T = run length"
 
+
+def _small(resolution: int, dataset: str) -> PresetSchedule:
+    """A CPU preset (ours): 256k images at batch 64, EMA half-life 0 -> 10k images."""
+    return PresetSchedule(resolution, 256_000, **_R3, gamma=(1.0, 0.1), ema_half_life=(0.0, 10_000.0), batch=64,
+                          total_images=256_000, dataset=dataset, notes=_SMALL)
+
+
+def _official(resolution: int, images: int, gamma: tuple[float, float], ema_half_life: float, batch: int,
+              aug: str) -> PresetSchedule:
+    """An official preset: T = run length = `images`, EMA half-life 0 -> `ema_half_life`; no default data.
+
+    `aug` is the final augmentation probability of the official schedule, which we do not implement.
+    """
+    return PresetSchedule(resolution, images, **_R3, gamma=gamma, ema_half_life=(0.0, ema_half_life), batch=batch,
+                          total_images=images, dataset=None, notes=f"official; aug 0 -> {aug} not implemented")
+
+
 SMALL_PRESETS = ("digits8", "digits16", "stacked8", "stacked16")
 
 PRESETS: dict[str, PresetSchedule] = {
     # Small CPU presets: ours (documented above).
-    "digits8": PresetSchedule(8, 256_000, **_R3, gamma=(1.0, 0.1), ema_half_life=(0.0, 10_000.0), batch=64,
-                              total_images=256_000, dataset="digits:8", notes=_SMALL),
-    "digits16": PresetSchedule(16, 256_000, **_R3, gamma=(1.0, 0.1), ema_half_life=(0.0, 10_000.0), batch=64,
-                               total_images=256_000, dataset="digits:16", notes=_SMALL),
-    "stacked8": PresetSchedule(8, 256_000, **_R3, gamma=(1.0, 0.1), ema_half_life=(0.0, 10_000.0), batch=64,
-                               total_images=256_000, dataset="stacked-digits:8", notes=_SMALL),
-    "stacked16": PresetSchedule(16, 256_000, **_R3, gamma=(1.0, 0.1), ema_half_life=(0.0, 10_000.0), batch=64,
-                                total_images=256_000, dataset="stacked-digits:16", notes=_SMALL),
+    "digits8": _small(8, "digits:8"),
+    "digits16": _small(16, "digits:16"),
+    "stacked8": _small(8, "stacked-digits:8"),
+    "stacked16": _small(16, "stacked-digits:16"),
     # StackedMNIST (PAPER_FACTS Sec. 3): 10 Mimg, batch 512, gamma 1 -> 0.1; lr schedule and EMA are ours.
     "stackedmnist": PresetSchedule(32, 10_000_000, **_R3, gamma=(1.0, 0.1), ema_half_life=(0.0, 500_000.0),
                                    batch=512, total_images=10_000_000, dataset=None,
                                    notes="paper: 10 Mimg, batch 512, gamma 1 -> 0.1; ours: lr decay to 5e-5, "
                                          "EMA 0 -> 0.5 M (the FFHQ value)"),
     # Official presets (PAPER_FACTS Sec. 5); batches from the official README's commands.
-    "cifar10": PresetSchedule(32, 20_000_000, **_R3, gamma=(0.05, 0.005), ema_half_life=(0.0, 5_000_000.0),
-                              batch=512, total_images=20_000_000, dataset=None,
-                              notes="official; aug 0 -> 0.55 not implemented"),
-    "ffhq64": PresetSchedule(64, 20_000_000, **_R3, gamma=(2.0, 0.2), ema_half_life=(0.0, 500_000.0),
-                             batch=256, total_images=20_000_000, dataset=None,
-                             notes="official; aug 0 -> 0.3 not implemented"),
-    "ffhq256": PresetSchedule(256, 20_000_000, **_R3, gamma=(150.0, 15.0), ema_half_life=(0.0, 500_000.0),
-                              batch=256, total_images=20_000_000, dataset=None,
-                              notes="official; aug 0 -> 0.3 not implemented"),
-    "imagenet32": PresetSchedule(32, 200_000_000, **_R3, gamma=(0.5, 0.05), ema_half_life=(0.0, 50_000_000.0),
-                                 batch=4096, total_images=200_000_000, dataset=None,
-                                 notes="official; aug 0 -> 0.5 not implemented"),
-    "imagenet64": PresetSchedule(64, 200_000_000, **_R3, gamma=(1.0, 0.1), ema_half_life=(0.0, 50_000_000.0),
-                                 batch=4096, total_images=200_000_000, dataset=None,
-                                 notes="official; aug 0 -> 0.4 not implemented"),
+    "cifar10": _official(32, 20_000_000, gamma=(0.05, 0.005), ema_half_life=5_000_000.0, batch=512, aug="0.55"),
+    "ffhq64": _official(64, 20_000_000, gamma=(2.0, 0.2), ema_half_life=500_000.0, batch=256, aug="0.3"),
+    "ffhq256": _official(256, 20_000_000, gamma=(150.0, 15.0), ema_half_life=500_000.0, batch=256, aug="0.3"),
+    "imagenet32": _official(32, 200_000_000, gamma=(0.5, 0.05), ema_half_life=50_000_000.0, batch=4096, aug="0.5"),
+    "imagenet64": _official(64, 200_000_000, gamma=(1.0, 0.1), ema_half_life=50_000_000.0, batch=4096, aug="0.4"),
 }
 
 

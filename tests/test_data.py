@@ -93,6 +93,20 @@ def tree_digest(root: Path) -> str:
     return h.hexdigest()
 
 
+def load_read_only(spec: str, root: Path, *args, **kwargs) -> ImageDataset:
+    """`load_dataset(spec, ...)`, asserting that it created or changed no file under `root` (user files untouched)."""
+    before = tree_digest(root)
+    ds = load_dataset(spec, *args, **kwargs)
+    assert tree_digest(root) == before
+    return ds
+
+
+def assert_load_fails(error: type[Exception], match: str, *args, **kwargs) -> None:
+    """`load_dataset(*args, **kwargs)` must raise `error` with a message matching the regex `match`."""
+    with pytest.raises(error, match=match):
+        load_dataset(*args, **kwargs)
+
+
 def to_unit(pixels: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(pixels.astype(np.float32) / 255.0 * 2 - 1)
 
@@ -121,10 +135,8 @@ def test_digits_resolution_from_spec_or_argument():
     a, b = load_dataset("digits:16"), load_dataset("digits", 16)
     assert a.images.shape == (1797, 1, 16, 16) and torch.equal(a.images, b.images)
     assert a.images.min() >= -1 and a.images.max() <= 1
-    with pytest.raises(ValueError, match="resolution 16 but resolution=32"):
-        load_dataset("digits:16", 32)
-    with pytest.raises(ValueError, match="expected a resolution"):
-        load_dataset("digits:big")
+    assert_load_fails(ValueError, "resolution 16 but resolution=32", "digits:16", 32)
+    assert_load_fails(ValueError, "expected a resolution", "digits:big")
 
 
 def test_digits_max_items_is_a_seeded_subset():
@@ -175,8 +187,7 @@ def test_sample_without_labels_gives_minus_one(tmp_path):
 
 @pytest.mark.parametrize("bad", [0, 2, 3, 12, 24, -8, 2.0, True])
 def test_resolution_must_be_a_power_of_two_at_least_4(bad):
-    with pytest.raises(ValueError, match="power of two >= 4"):
-        load_dataset("digits", bad)
+    assert_load_fails(ValueError, "power of two >= 4", "digits", bad)
     with pytest.raises(ValueError, match="power of two"):
         require_resolution(bad)
 
@@ -190,10 +201,8 @@ def test_unknown_scheme_lists_valid_ones():
 
 @pytest.mark.parametrize("scheme", ["mnist", "stackedmnist", "cifar10", "folder", "zip"])
 def test_missing_path(tmp_path, scheme):
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        load_dataset(f"{scheme}:{tmp_path / 'nothing here'}")
-    with pytest.raises(ValueError, match="needs a path"):
-        load_dataset(f"{scheme}:")
+    assert_load_fails(FileNotFoundError, "does not exist", f"{scheme}:{tmp_path / 'nothing here'}")
+    assert_load_fails(ValueError, "needs a path", f"{scheme}:")
 
 
 def test_resize_and_pad_helpers():
@@ -212,15 +221,13 @@ def test_resize_and_pad_helpers():
 @pytest.mark.parametrize("compress", [False, True])
 def test_mnist_round_trip_padded_to_32(tmp_path, compress):
     images, labels = write_mnist(tmp_path / "mnist", compress)
-    before = tree_digest(tmp_path)
-    ds = load_dataset(f"mnist:{tmp_path / 'mnist'}")
+    ds = load_read_only(f"mnist:{tmp_path / 'mnist'}", tmp_path)
     assert ds.images.shape == (6, 1, 32, 32) and ds.name == "mnist-32" and ds.num_classes == 10
     torch.testing.assert_close(ds.images[:, 0, 2:30, 2:30], to_unit(images))
     border = torch.ones(32, 32, dtype=torch.bool)
     border[2:30, 2:30] = False
     assert (ds.images[:, 0][:, border] == -1).all()  # padding is the background value
     assert torch.equal(ds.labels, torch.as_tensor(labels.astype(np.int64)))
-    assert tree_digest(tmp_path) == before  # user files untouched
 
 
 def test_mnist_resize_and_stackedmnist(tmp_path):
@@ -243,24 +250,21 @@ def test_mnist_wrong_magic(tmp_path):
     write_mnist(tmp_path, compress=False)
     images, _ = mnist_arrays()
     (tmp_path / "train-images-idx3-ubyte").write_bytes(idx_bytes(images, 0x00000804))
-    with pytest.raises(ValueError, match="magic number"):
-        load_dataset(f"mnist:{tmp_path}")
+    assert_load_fails(ValueError, "magic number", f"mnist:{tmp_path}")
 
 
 def test_mnist_labels_file_in_images_place(tmp_path):
     write_mnist(tmp_path, compress=False)
     labels = (tmp_path / "train-labels-idx1-ubyte").read_bytes()
     (tmp_path / "train-images-idx3-ubyte").write_bytes(labels)
-    with pytest.raises(ValueError, match="expected 0x00000803"):
-        load_dataset(f"mnist:{tmp_path}")
+    assert_load_fails(ValueError, "expected 0x00000803", f"mnist:{tmp_path}")
 
 
 def test_mnist_truncated(tmp_path):
     write_mnist(tmp_path, compress=False)
     path = tmp_path / "train-images-idx3-ubyte"
     path.write_bytes(path.read_bytes()[:-100])
-    with pytest.raises(ValueError, match="truncated"):
-        load_dataset(f"mnist:{tmp_path}")
+    assert_load_fails(ValueError, "truncated", f"mnist:{tmp_path}")
     with pytest.raises(ValueError, match="too short"):
         parse_idx(b"\x00\x00", IDX_IMAGES_MAGIC, "x")
 
@@ -269,24 +273,20 @@ def test_mnist_corrupt_gzip(tmp_path):
     write_mnist(tmp_path, compress=True)
     path = tmp_path / "train-images-idx3-ubyte.gz"
     path.write_bytes(path.read_bytes()[:30])
-    with pytest.raises(ValueError, match="corrupt gzip"):
-        load_dataset(f"mnist:{tmp_path}")
+    assert_load_fails(ValueError, "corrupt gzip", f"mnist:{tmp_path}")
 
 
 def test_mnist_missing_labels_and_count_mismatch(tmp_path):
     write_mnist(tmp_path, compress=False)
     (tmp_path / "train-labels-idx1-ubyte").unlink()
-    with pytest.raises(FileNotFoundError, match="train-labels-idx1-ubyte"):
-        load_dataset(f"mnist:{tmp_path}")
+    assert_load_fails(FileNotFoundError, "train-labels-idx1-ubyte", f"mnist:{tmp_path}")
     (tmp_path / "train-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros(3, np.uint8), IDX_LABELS_MAGIC))
-    with pytest.raises(ValueError, match="6 images but .* 3 labels"):
-        load_dataset(f"mnist:{tmp_path}")
+    assert_load_fails(ValueError, "6 images but .* 3 labels", f"mnist:{tmp_path}")
 
 
 def test_mnist_path_must_be_a_folder(tmp_path):
     (tmp_path / "file").write_bytes(b"x")
-    with pytest.raises(ValueError, match="folder"):
-        load_dataset(f"mnist:{tmp_path / 'file'}")
+    assert_load_fails(ValueError, "folder", f"mnist:{tmp_path / 'file'}")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -296,32 +296,26 @@ def test_mnist_path_must_be_a_folder(tmp_path):
 def test_cifar10_round_trip(tmp_path):
     data, labels = write_cifar(tmp_path / "c", batches=2)
     (tmp_path / "c" / "test_batch").write_bytes(b"ignored")  # the test batch is not read
-    before = tree_digest(tmp_path)
-    ds = load_dataset(f"cifar10:{tmp_path / 'c'}")
+    ds = load_read_only(f"cifar10:{tmp_path / 'c'}", tmp_path)
     assert ds.images.shape == (8, 3, 32, 32) and ds.num_classes == 10 and ds.name == "cifar10-32"
     torch.testing.assert_close(ds.images, to_unit(data.reshape(-1, 3, 32, 32)))
     # channel-major layout: the first 1024 values are the red plane
     torch.testing.assert_close(ds.images[0, 0].flatten(), to_unit(data[0, :1024]))
     assert torch.equal(ds.labels, torch.as_tensor(labels))
-    assert load_dataset(f"cifar10:{tmp_path / 'c'}", 8).images.shape == (8, 3, 8, 8)
-    assert tree_digest(tmp_path) == before
+    assert load_read_only(f"cifar10:{tmp_path / 'c'}", tmp_path, 8).images.shape == (8, 3, 8, 8)
 
 
 def test_cifar10_bad_pickles(tmp_path):
     write_cifar(tmp_path, batches=1)
     path = tmp_path / "data_batch_1"
     path.write_bytes(b"this is not a pickle")
-    with pytest.raises(ValueError, match="not a readable CIFAR-10 pickle"):
-        load_dataset(f"cifar10:{tmp_path}")
+    assert_load_fails(ValueError, "not a readable CIFAR-10 pickle", f"cifar10:{tmp_path}")
     path.write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8)}))
-    with pytest.raises(ValueError, match="b'labels'"):
-        load_dataset(f"cifar10:{tmp_path}")
+    assert_load_fails(ValueError, "b'labels'", f"cifar10:{tmp_path}")
     path.write_bytes(pickle.dumps({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}))
-    with pytest.raises(ValueError, match="N x 3072"):
-        load_dataset(f"cifar10:{tmp_path}")
+    assert_load_fails(ValueError, "N x 3072", f"cifar10:{tmp_path}")
     path.write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}))
-    with pytest.raises(ValueError, match="labels of shape"):
-        load_dataset(f"cifar10:{tmp_path}")
+    assert_load_fails(ValueError, "labels of shape", f"cifar10:{tmp_path}")
 
 
 class _Sneaky:
@@ -333,14 +327,12 @@ class _Sneaky:
 
 def test_cifar10_refuses_code_in_pickles(tmp_path):
     (tmp_path / "data_batch_1").write_bytes(pickle.dumps({b"data": _Sneaky(), b"labels": []}))
-    with pytest.raises(ValueError, match="refusing to load builtins.print"):
-        load_dataset(f"cifar10:{tmp_path}")
+    assert_load_fails(ValueError, "refusing to load builtins.print", f"cifar10:{tmp_path}")
 
 
 def test_cifar10_no_batches(tmp_path):
     (tmp_path / "test_batch").write_bytes(b"x")
-    with pytest.raises(FileNotFoundError, match="data_batch_1"):
-        load_dataset(f"cifar10:{tmp_path}")
+    assert_load_fails(FileNotFoundError, "data_batch_1", f"cifar10:{tmp_path}")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -351,12 +343,10 @@ def test_folder_grayscale_with_labels(tmp_path):
     images = folder_images(4)
     labels = {name: i % 3 for i, name in enumerate(images)}
     write_folder(tmp_path / "f", images, labels)
-    before = tree_digest(tmp_path)
-    ds = load_dataset(f"folder:{tmp_path / 'f'}")
+    ds = load_read_only(f"folder:{tmp_path / 'f'}", tmp_path)
     assert ds.images.shape == (4, 1, 8, 8) and ds.num_classes == 3
     torch.testing.assert_close(ds.images[:, 0], to_unit(np.stack(list(images.values()))))
     assert ds.labels.tolist() == [0, 1, 2, 0]
-    assert tree_digest(tmp_path) == before
 
 
 def test_folder_rgb_recursive_and_resized(tmp_path):
@@ -373,36 +363,29 @@ def test_folder_rgb_recursive_and_resized(tmp_path):
 
 def test_folder_mixed_sizes_need_a_resolution(tmp_path):
     write_folder(tmp_path, {"a.png": np.zeros((8, 8), np.uint8), "b.png": np.zeros((16, 16), np.uint8)})
-    with pytest.raises(ValueError, match="mixed sizes .*8x8, 16x16.*resolution"):
-        load_dataset(f"folder:{tmp_path}")
+    assert_load_fails(ValueError, "mixed sizes .*8x8, 16x16.*resolution", f"folder:{tmp_path}")
     assert load_dataset(f"folder:{tmp_path}", 8).images.shape == (2, 1, 8, 8)
 
 
 def test_folder_non_power_of_two_needs_a_resolution(tmp_path):
     write_folder(tmp_path, {"a.png": np.zeros((28, 28), np.uint8)})
-    with pytest.raises(ValueError, match="native size 28.*resolution=.*32"):
-        load_dataset(f"folder:{tmp_path}")
+    assert_load_fails(ValueError, "native size 28.*resolution=.*32", f"folder:{tmp_path}")
     assert load_dataset(f"folder:{tmp_path}", 32).images.shape == (1, 1, 32, 32)
 
 
 def test_folder_wrong_shape_corrupt_empty_and_unlabelled(tmp_path):
     write_folder(tmp_path / "wide", {"a.png": np.zeros((8, 16), np.uint8)})
-    with pytest.raises(ValueError, match="must be square"):
-        load_dataset(f"folder:{tmp_path / 'wide'}", 8)
+    assert_load_fails(ValueError, "must be square", f"folder:{tmp_path / 'wide'}", 8)
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "x.png").write_bytes(b"\x89PNG not really")
-    with pytest.raises(ValueError, match="cannot read image .*x.png"):
-        load_dataset(f"folder:{tmp_path / 'bad'}")
+    assert_load_fails(ValueError, "cannot read image .*x.png", f"folder:{tmp_path / 'bad'}")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="holds no images"):
-        load_dataset(f"folder:{tmp_path / 'empty'}")
+    assert_load_fails(ValueError, "holds no images", f"folder:{tmp_path / 'empty'}")
     write_folder(tmp_path / "partial", folder_images(2), {"img00.png": 1})
-    with pytest.raises(ValueError, match="no label for 1 image.*img01.png"):
-        load_dataset(f"folder:{tmp_path / 'partial'}")
+    assert_load_fails(ValueError, "no label for 1 image.*img01.png", f"folder:{tmp_path / 'partial'}")
     write_folder(tmp_path / "badjson", folder_images(1))
     (tmp_path / "badjson" / "dataset.json").write_text("{not json")
-    with pytest.raises(ValueError, match="not valid JSON"):
-        load_dataset(f"folder:{tmp_path / 'badjson'}")
+    assert_load_fails(ValueError, "not valid JSON", f"folder:{tmp_path / 'badjson'}")
 
 
 def test_zip_round_trip_with_labels(tmp_path):
@@ -414,19 +397,15 @@ def test_zip_round_trip_with_labels(tmp_path):
             archive.writestr(name, png_bytes(array))
         archive.writestr("dataset.json", json.dumps({"labels": [[k, v] for k, v in labels.items()]}))
         archive.writestr("notes.txt", "not an image")
-    before = tree_digest(tmp_path)
-    ds = load_dataset(f"zip:{path}")
+    ds = load_read_only(f"zip:{path}", tmp_path)
     assert ds.images.shape == (5, 3, 8, 8) and ds.labels.tolist() == [0, 1, 2, 3, 4] and ds.name == "set-8"
     torch.testing.assert_close(ds.images, to_unit(np.stack(list(images.values()))).permute(0, 3, 1, 2))
-    subset = load_dataset(f"zip:{path}", max_items=2, seed=0)
+    subset = load_read_only(f"zip:{path}", tmp_path, max_items=2, seed=0)
     assert len(subset) == 2 and subset.labels.tolist() == sorted(subset.labels.tolist())
-    assert tree_digest(tmp_path) == before
 
 
 def test_zip_corrupt(tmp_path):
     path = tmp_path / "bad.zip"
     path.write_bytes(b"PK\x03\x04 definitely not a zip")
-    with pytest.raises(ValueError, match="not a readable zip"):
-        load_dataset(f"zip:{path}")
-    with pytest.raises(ValueError, match=".zip file"):
-        load_dataset(f"zip:{tmp_path}")
+    assert_load_fails(ValueError, "not a readable zip", f"zip:{path}")
+    assert_load_fails(ValueError, ".zip file", f"zip:{tmp_path}")

@@ -9,6 +9,7 @@ equalised lr from ProGAN, Karras et al. 2018, Sec. 4.1).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -92,26 +93,40 @@ def downsample_2x(x: Tensor, kernel: Tensor) -> Tensor:
     return F.conv2d(x, _depthwise(kernel, c, x.dtype), stride=2, padding=pad, groups=c)
 
 
-class Upsample2x(nn.Module):
-    """Bilinear-style 2x upsampling with a fixed FIR filter (a buffer, not a parameter)."""
+class FIRResample(nn.Module):
+    """Holds the fixed FIR kernel of a 2x resampler (a buffer, not a parameter: checkpoints do not carry it)."""
 
     def __init__(self, taps: tuple[float, ...] = FIR_TAPS):
         super().__init__()
         self.register_buffer("kernel", fir_kernel(taps), persistent=False)
+
+
+class Upsample2x(FIRResample):
+    """Bilinear-style 2x upsampling with a fixed FIR filter."""
 
     def forward(self, x: Tensor) -> Tensor:
         return upsample_2x(x, self.kernel)
 
 
-class Downsample2x(nn.Module):
-    """Anti-aliased 2x downsampling with a fixed FIR filter (a buffer, not a parameter)."""
-
-    def __init__(self, taps: tuple[float, ...] = FIR_TAPS):
-        super().__init__()
-        self.register_buffer("kernel", fir_kernel(taps), persistent=False)
+class Downsample2x(FIRResample):
+    """Anti-aliased 2x downsampling with a fixed FIR filter."""
 
     def forward(self, x: Tensor) -> Tensor:
         return downsample_2x(x, self.kernel)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What every G and D exposes.
+# ---------------------------------------------------------------------------------------------------------
+def set_image_attributes(module: nn.Module, cfg: Any) -> None:
+    """Keep the (frozen) config on `module` and copy out the fields callers read: num_classes, resolution, channels.
+
+    Every generator and discriminator calls this first; generators then add z_dim (config A also w_dim).
+    """
+    module.cfg = cfg
+    module.num_classes = cfg.num_classes
+    module.resolution = cfg.resolution
+    module.channels = cfg.channels
 
 
 # ---------------------------------------------------------------------------------------------------------

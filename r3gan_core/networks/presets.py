@@ -133,6 +133,13 @@ def num_stages(resolution: int) -> int:
     return resolution.bit_length() - 2
 
 
+def check_stage_widths(resolution: int, widths: tuple[int, ...]) -> None:
+    """One positive width per stage 4x4 .. resolution (configs A-C; D/E also check their hidden widths)."""
+    stages = num_stages(resolution)
+    if len(widths) != stages or min(widths) < 1:
+        raise ValueError(f"resolution {resolution} needs {stages} positive stage widths, got {widths}")
+
+
 def fit_widths(widths: tuple[int, ...], stages: int) -> tuple[int, ...]:
     """Preset widths for another resolution: cut from the high-resolution end or repeat the last width."""
     widths = tuple(widths)

@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .presets import check_resolution, num_stages
-from .layers import FIR_TAPS, BiasedLeakyReLU, Downsample2x, Upsample2x, conv2d, fixup_gain, init_weight_, linear
+from .layers import (FIR_TAPS, BiasedLeakyReLU, Downsample2x, Upsample2x, conv2d, fixup_gain, init_weight_, linear,
+                     set_image_attributes)
 
 
 def _width_step(channels_per_group: int, expansion: float) -> int:
@@ -204,11 +205,8 @@ class ResNetGenerator(nn.Module):
 
     def __init__(self, cfg: ResNetConfig):
         super().__init__()
-        self.cfg = cfg
+        set_image_attributes(self, cfg)
         self.z_dim = cfg.z_dim
-        self.num_classes = cfg.num_classes
-        self.resolution = cfg.resolution
-        self.channels = cfg.channels
         embed_dim = (cfg.g_embed_dim or cfg.z_dim) if cfg.num_classes else 0
         # Label -> linear embedding of the one-hot vector, concatenated to z (paper Sec. 3.4).
         self.embed = linear(cfg.num_classes, embed_dim) if cfg.num_classes else None
@@ -251,10 +249,7 @@ class ResNetDiscriminator(nn.Module):
 
     def __init__(self, cfg: ResNetConfig):
         super().__init__()
-        self.cfg = cfg
-        self.num_classes = cfg.num_classes
-        self.resolution = cfg.resolution
-        self.channels = cfg.channels
+        set_image_attributes(self, cfg)
         widths = tuple(reversed(cfg.widths))  # D order: full resolution first
         total = cfg.blocks_per_stage * cfg.num_stages
         self.from_image = conv2d(cfg.channels, widths[0], 1)

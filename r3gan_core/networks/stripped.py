@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .layers import FIR_TAPS, LRELU_GAIN, LRELU_SLOPE, Downsample2x, Upsample2x, conv2d, linear
-from .presets import check_resolution, num_stages
+from .layers import (FIR_TAPS, LRELU_GAIN, LRELU_SLOPE, Downsample2x, Upsample2x, conv2d, linear,
+                     set_image_attributes)
+from .presets import check_stage_widths
 from .resnet import GenerativeBasis, _one_hot, check_labels
 
 
@@ -37,10 +38,7 @@ class StrippedConfig:
     fir_taps: tuple[int, ...] = FIR_TAPS
 
     def __post_init__(self) -> None:
-        check_resolution(self.resolution)
-        stages = num_stages(self.resolution)
-        if len(self.widths) != stages or min(self.widths) < 1:
-            raise ValueError(f"resolution {self.resolution} needs {stages} positive stage widths, got {self.widths}")
+        check_stage_widths(self.resolution, self.widths)
 
 
 class ConvAct(nn.Module):
@@ -77,11 +75,8 @@ class StrippedGenerator(nn.Module):
 
     def __init__(self, cfg: StrippedConfig):
         super().__init__()
-        self.cfg = cfg
+        set_image_attributes(self, cfg)
         self.z_dim = cfg.z_dim
-        self.num_classes = cfg.num_classes
-        self.resolution = cfg.resolution
-        self.channels = cfg.channels
         embed_dim = cfg.z_dim if cfg.num_classes else 0
         self.embed = linear(cfg.num_classes, embed_dim) if cfg.num_classes else None
         self.input = GenerativeBasis(cfg.z_dim + embed_dim, cfg.widths[0])
@@ -125,10 +120,7 @@ class StrippedDiscriminator(nn.Module):
 
     def __init__(self, cfg: StrippedConfig):
         super().__init__()
-        self.cfg = cfg
-        self.num_classes = cfg.num_classes
-        self.resolution = cfg.resolution
-        self.channels = cfg.channels
+        set_image_attributes(self, cfg)
         widths = tuple(reversed(cfg.widths))
         self.from_image = ConvAct(cfg.channels, widths[0], 1)
         self.blocks = nn.ModuleList(StrippedDiscriminatorBlock(widths[i], widths[i + 1], cfg.fir_taps)

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .layers import (FIR_TAPS, LRELU_SLOPE, STYLEGAN_LRELU_GAIN, EqualizedConv2d, EqualizedLinear, blur, fir_kernel,
-                     upsample_2x)
-from .presets import check_resolution, num_stages
+                     set_image_attributes, upsample_2x)
+from .presets import check_stage_widths
 from .resnet import _one_hot, check_labels
 
 NOISE_MODES = ("random", "none")
@@ -47,10 +47,7 @@ class StyleGAN2Config:
     fir_taps: tuple[int, ...] = FIR_TAPS
 
     def __post_init__(self) -> None:
-        check_resolution(self.resolution)
-        stages = num_stages(self.resolution)
-        if len(self.widths) != stages or min(self.widths) < 1:
-            raise ValueError(f"resolution {self.resolution} needs {stages} positive stage widths, got {self.widths}")
+        check_stage_widths(self.resolution, self.widths)
         if self.mapping_layers < 1:
             raise ValueError(f"mapping_layers must be >= 1, got {self.mapping_layers}")
 
@@ -214,12 +211,9 @@ class StyleGAN2Generator(nn.Module):
 
     def __init__(self, cfg: StyleGAN2Config):
         super().__init__()
-        self.cfg = cfg
+        set_image_attributes(self, cfg)
         self.z_dim = cfg.z_dim
         self.w_dim = cfg.w_dim
-        self.num_classes = cfg.num_classes
-        self.resolution = cfg.resolution
-        self.channels = cfg.channels
         self.num_ws = 2 * len(cfg.widths)  # 1 conv at 4x4, 2 per later block, + the last to-image layer
         self.mapping = MappingNetwork(cfg, self.num_ws)
         self.synthesis = SynthesisNetwork(cfg)
@@ -281,10 +275,7 @@ class StyleGAN2Discriminator(nn.Module):
 
     def __init__(self, cfg: StyleGAN2Config):
         super().__init__()
-        self.cfg = cfg
-        self.num_classes = cfg.num_classes
-        self.resolution = cfg.resolution
-        self.channels = cfg.channels
+        set_image_attributes(self, cfg)
         widths = tuple(reversed(cfg.widths))
         self.from_image = EqualizedConv2d(cfg.channels, widths[0], 1, activation="lrelu")
         self.blocks = nn.ModuleList(DiscriminatorBlock(widths[i], widths[i + 1], cfg.fir_taps)
