@@ -5,7 +5,8 @@
     python benchmarks/bench_iteration.py --presets cifar10 --batch 64 --no-penalty     # without R1 + R2
 
 The D step is `losses.discriminator_objective` (adversarial loss + (gamma/2)(R1 + R2), a double backward
-through D), the G step `losses.generator_objective`; both use Adam with betas (0.0, 0.99). Data are random
+through D; with --no-penalty, no input gradient at all, not even the trainer's logged gradient norms), the
+G step `losses.generator_objective`; both use Adam with betas (0.0, 0.99). Data are random
 tensors, so only compute is measured (no loader). On CUDA the forward passes run under bf16 autocast with
 channels_last tensors; on a CPU in float32. Images/second counts real images, i.e. the batch size per
 iteration. The paper's reference point: CIFAR-10 config E ran at about 90 images/s per L40 GPU with the
@@ -65,7 +66,8 @@ def time_iteration(config: str, preset: str, batch: int, iters: int, warmup: int
         D.requires_grad_(True)
         opt_d.zero_grad(set_to_none=True)
         with _autocast(device, amp):
-            d_obj, _ = discriminator_objective(D, real, fake.float(), loss, penalty, gamma, labels=c)
+            d_obj, _ = discriminator_objective(D, real, fake.float(), loss, penalty, gamma, labels=c,
+                                               measure_gradients=False)
         d_obj.mean().backward()
         opt_d.step()
         # G step: D frozen, gradients flow through D into G.

@@ -88,14 +88,17 @@ def penalty_weights(penalty: str, gamma: float) -> tuple[float, float]:
 
 
 def discriminator_objective(
-    discriminator, real: Tensor, fake: Tensor, loss: str, penalty: str, gamma: float, labels: Tensor | None = None
+    discriminator, real: Tensor, fake: Tensor, loss: str, penalty: str, gamma: float, labels: Tensor | None = None,
+    measure_gradients: bool = True,
 ) -> tuple[Tensor, dict[str, float]]:
     """D's full objective, per sample: adversarial loss + (gamma/2)(R1 + R2 as switched on).
 
     `fake` is detached here: penalties and this loss regularise and train D only. Returns the per-sample
     objective and detached statistics (logits, penalties, D's gradient norms on reals and fakes).
     The gradient norms are always measured (cheaply reused when the penalty needs them anyway): the paper's
-    Sec. 3.1 diagnosis is that with R1 only, D's gradient on fakes explodes.
+    Sec. 3.1 diagnosis is that with R1 only, D's gradient on fakes explodes. measure_gradients=False skips
+    the input gradients that no switched-on penalty needs (their statistics then read NaN): a benchmark of
+    the penalties' cost compares against that.
     """
     w_r1, w_r2 = penalty_weights(penalty, gamma)
     real = real.detach().requires_grad_(True)
@@ -104,8 +107,9 @@ def discriminator_objective(
     real_logits = discriminator(real, **kwargs).reshape(-1)
     fake_logits = discriminator(fake, **kwargs).reshape(-1)
     adversarial = discriminator_loss(loss, real_logits, fake_logits)
-    r1 = zero_centered_penalty(real, real_logits, create_graph=w_r1 > 0)
-    r2 = zero_centered_penalty(fake, fake_logits, create_graph=w_r2 > 0)
+    nan = torch.full_like(real_logits, float("nan"))
+    r1 = zero_centered_penalty(real, real_logits, create_graph=w_r1 > 0) if w_r1 > 0 or measure_gradients else nan
+    r2 = zero_centered_penalty(fake, fake_logits, create_graph=w_r2 > 0) if w_r2 > 0 or measure_gradients else nan
     total = adversarial
     if w_r1 > 0:
         total = total + w_r1 * r1

@@ -183,3 +183,17 @@ def test_generator_objective_reaches_g(loss):
     assert total.shape == (5,) and "g_loss" in stats
     total.mean().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in g.parameters())
+
+
+def test_objective_without_penalty_can_skip_input_gradients():
+    """measure_gradients=False with penalty 'none' computes no input gradient: same loss, NaN statistics."""
+    torch.manual_seed(0)
+    D = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 1))
+    real, fake = torch.randn(4, 3, 2, 2), torch.randn(4, 3, 2, 2)
+    measured, stats = losses.discriminator_objective(D, real, fake, "rpgan", "none", 1.0)
+    skipped, bare = losses.discriminator_objective(D, real, fake, "rpgan", "none", 1.0, measure_gradients=False)
+    assert torch.equal(measured, skipped)
+    assert math.isfinite(stats["grad_norm_real"]) and math.isnan(bare["grad_norm_real"])
+    # a switched-on penalty is always computed
+    _, with_r1 = losses.discriminator_objective(D, real, fake, "rpgan", "r1", 1.0, measure_gradients=False)
+    assert math.isfinite(with_r1["r1"]) and math.isnan(with_r1["r2"])
