@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 bash ci/setup.sh
 "$PY" ci/run_chapters.py --profile "${PROFILE:-book}" --out book/executed
-jupyter-book build . --builder html
+# Through the interpreter, not the `jupyter-book` script: a fresh pyenv or venv may not have it on PATH yet.
+"$PY" -c "from jupyter_book.cli.main import main; main()" build . --builder html
 echo "[build_book] open _build/html/index.html"
