@@ -15,7 +15,10 @@ run with a non-zero exit, naming the chapter and the failing cell.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -68,10 +71,32 @@ def failing_cell(notebook: Path) -> str:
     return "no cell holds an error output (the kernel may have died or timed out)"
 
 
-def run_chapter(name: str, profile: str, out: Path, cell_timeout: int) -> float:
-    """Execute one chapter; return its wall time in seconds."""
-    import papermill as pm
+# A whole chapter's wall-clock limit per profile (seconds). A kernel can stall without any cell running (a lost
+# start-up message when two kernels start at once, seen here); the limit turns that into one retry, not a hang.
+CHAPTER_TIMEOUT = {"smoke": 600, "full": 3600}
 
+
+def execute(src_nb: Path, dst_nb: Path, params: dict[str, str], cell_timeout: int, chapter_timeout: int) -> int | None:
+    """papermill in a child process; its exit code, or None when it outlived chapter_timeout (then killed)."""
+    command = [sys.executable, "-m", "papermill", str(src_nb), str(dst_nb), "--kernel", "python3", "--cwd", str(REPO),
+               "--execution-timeout", str(cell_timeout), "--no-progress-bar", "--no-log-output"]
+    for key, value in params.items():
+        command += ["-p", key, value]
+    proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        _, err = proc.communicate(timeout=chapter_timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # papermill and its group; the kernel exits when its parent dies
+        proc.communicate()
+        return None
+    if proc.returncode != 0:
+        print(err[-3000:], file=sys.stderr)
+    return proc.returncode
+
+
+def run_chapter(name: str, profile: str, out: Path, cell_timeout: int, chapter_timeout: int | None = None) -> float:
+    """Execute one chapter; return its wall time in seconds. RuntimeError names the chapter and failing cell."""
     chapter_dir = out / name
     chapter_dir.mkdir(parents=True, exist_ok=True)
     src_nb = chapter_dir / f"{name}.source.ipynb"
@@ -79,14 +104,19 @@ def run_chapter(name: str, profile: str, out: Path, cell_timeout: int) -> float:
     to_notebook(chapter_source(name), src_nb)
     params = {"profile": profile, "metrics_path": str(chapter_dir / "metrics.json"),
               "artifacts_dir": str(chapter_dir)}
+    limit = chapter_timeout or CHAPTER_TIMEOUT.get(profile, 3600)
     t0 = time.perf_counter()
     try:
-        pm.execute_notebook(str(src_nb), str(dst_nb), parameters=params, kernel_name="python3",
-                            execution_timeout=cell_timeout, cwd=str(REPO), progress_bar=False,
-                            report_mode=False, log_output=False)
-    except Exception as exc:  # papermill raises PapermillExecutionError, a timeout error or a kernel death
-        where = failing_cell(dst_nb) if dst_nb.exists() else "before any cell ran"
-        raise RuntimeError(f"chapter {name!r} (profile {profile}) failed at {where}\n  ({type(exc).__name__})") from exc
+        for attempt in (1, 2):
+            code = execute(src_nb, dst_nb, params, cell_timeout, limit)
+            if code is not None:
+                break
+            print(f"[run_chapters] {name}: no result after {limit}s (attempt {attempt}); killed", file=sys.stderr,
+                  flush=True)
+        if code != 0:
+            where = failing_cell(dst_nb) if dst_nb.exists() else "before any cell ran"
+            reason = f"the {limit}s chapter limit, twice" if code is None else f"exit code {code}"
+            raise RuntimeError(f"chapter {name!r} (profile {profile}) failed at {where}\n  ({reason})")
     finally:
         src_nb.unlink(missing_ok=True)
     return time.perf_counter() - t0
@@ -113,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--only", nargs="+", default=None, metavar="NAME", help="run only these chapters")
     parser.add_argument("--cell-timeout", type=int, default=1800, help="seconds allowed per cell")
+    parser.add_argument("--chapter-timeout", type=int, default=None,
+                        help="seconds allowed per chapter before it is killed and retried once "
+                             f"(default per profile: {CHAPTER_TIMEOUT})")
     parser.add_argument("--publish", action="store_true", help="store full-profile results under results/")
     args = parser.parse_args(argv)
 
@@ -124,8 +157,6 @@ def main(argv: list[str] | None = None) -> int:
         names = [n for n in names if n in args.only]
     if args.profile == "paper":
         parser.error("the paper profile is documented as commands in each chapter and is never executed here")
-
-    import os
 
     import torch
 
@@ -145,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             profile = "smoke"
         print(f"[run_chapters] {name}: profile {profile} ...", flush=True)
         try:
-            wall = run_chapter(name, profile, args.out, args.cell_timeout)
+            wall = run_chapter(name, profile, args.out, args.cell_timeout, args.chapter_timeout)
         except RuntimeError as err:
             print(f"[run_chapters] FAILED: {err}", file=sys.stderr, flush=True)
             return 1

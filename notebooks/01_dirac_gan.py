@@ -46,6 +46,7 @@ from r3gan_core.plotting import add_footer
 
 settings, prov, _ = chapter_start("dirac_gan", profile)
 H, STEPS, GAMMA, START = settings["h"], settings["steps"], settings["gamma"], tuple(settings["start"])
+prov.count(steps=STEPS)  # every trajectory below takes this many steps
 out_dir = Path(artifacts_dir) if artifacts_dir else None
 
 # %% [markdown]

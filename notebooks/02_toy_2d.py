@@ -121,6 +121,7 @@ results = toy.train_grid(base, datasets=tuple(settings["datasets"]), seeds=tuple
                          progress=False)
 rows = toy.summary_rows(results)
 print(f"{len(results)} runs, {prov.elapsed():.0f} s so far")
+prov.count(images_seen=toy.images_seen(results), steps=base.steps)  # figure footers state the work done
 
 # %% [markdown]
 # ## What the generators learned

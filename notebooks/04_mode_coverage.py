@@ -68,6 +68,7 @@ runs, grids = experiments.run_variants(base, variants, seeds=settings["seeds"],
                                        evaluations=settings["evaluations"], num_samples=settings["num_samples"],
                                        eval_options=settings["eval"])
 images_per_run = runs[0]["settings"]["total_images"]
+chapter.count_runs(prov, runs)
 print(f"{len(runs)} runs, {images_per_run:,} real images each, wall so far {prov.elapsed():.0f} s")
 
 # %% [markdown]

@@ -42,6 +42,7 @@ from r3gan_core.networks.anatomy import parameter_table
 
 settings, prov, published = chapter.chapter_start("roadmap", profile)
 runs, sources = comparisons.gather_roadmap(artifacts_dir, profile)
+chapter.count_runs(prov, runs)
 for config, where in sources.items():
     print(f"Config {config}: {where}")
 

@@ -68,6 +68,7 @@ base = experiments.base_config("E", settings, threads=settings["threads"],
 run_args = dict(evaluations=settings["evaluations"], num_samples=settings["num_samples"],
                 eval_options=settings["eval"], seed=seed)
 stable, G_stable, stable_grid = biggan_study.train_keep_generator(base, "RpGAN + R1 + R2", **run_args)
+chapter.count_runs(prov, [stable])  # figure footers state the images trained so far
 print(f"{stable['label']}: {stable['status']}, {stable['images_seen']:,} images, "
       f"{stable['images_per_second']} img/s, FD-digits {stable['fd_digits']:.4g}")
 
@@ -124,6 +125,7 @@ r1_runs, r1_grids = experiments.run_variants(base, {"RpGAN + R1": {"penalty": "r
                                              evaluations=settings["evaluations"],
                                              num_samples=settings["num_samples"], eval_options=settings["eval"])
 r1_only = r1_runs[0]
+chapter.count_runs(prov, [stable], r1_runs)
 print(f"{r1_only['label']}: {r1_only['status']} after {r1_only['images_seen']:,} images {r1_only['message']}")
 
 # %% [markdown]
@@ -164,6 +166,7 @@ chapter.source(biggan.orthogonal_penalty)
 ortho_label = f"{stable['label']} + ortho {settings['ortho_beta']:g}"
 ortho, G_ortho, ortho_grid = biggan_study.train_keep_generator(
     copy_config(base, ortho_beta=settings["ortho_beta"]), ortho_label, **run_args)
+chapter.count_runs(prov, [stable, ortho], r1_runs)
 sweeps[ortho_label], sweep_grids[ortho_label] = biggan_study.truncation_sweep(
     G_ortho, base, settings["thresholds"], **sweep_args)
 print(f"{ortho_label}: {ortho['status']}, FD-digits {ortho['fd_digits']:.4g}; "
@@ -203,6 +206,7 @@ gamma_variants = {f"R1 + R2, gamma {g:g}": {"gamma": float(g)} for g in settings
 gamma_runs, gamma_grids = experiments.run_variants(base, gamma_variants, seeds=[seed],
                                                    evaluations=settings["evaluations"],
                                                    num_samples=settings["num_samples"], eval_options=settings["eval"])
+chapter.count_runs(prov, [stable, ortho], r1_runs, gamma_runs)
 gamma_rows = biggan_study.gamma_sweep_rows(gamma_runs)
 pd.DataFrame(gamma_rows).drop(columns=["label", "seed"]).set_index("gamma")
 

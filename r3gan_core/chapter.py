@@ -15,7 +15,7 @@ from torch import Tensor
 from .experiments import save_grids, summary_table
 from .report import read_json, write_metrics
 
-__all__ = ["ROADMAP_COLUMNS", "chapter_start", "describe_published", "finish_chapter", "published_results",
+__all__ = ["ROADMAP_COLUMNS", "chapter_start", "count_runs", "describe_published", "finish_chapter", "published_results",
            "recipe_table", "show_published_runs", "show_runs", "sibling_results", "source", "write_metrics"]
 
 ROADMAP_COLUMNS = ("fd_digits", "modes", "reverse_kl", "modes_confident", "precision_digits", "recall_digits",
@@ -87,6 +87,15 @@ def source(*objects: Any):
     return Code("\n\n".join(inspect.getsource(o) for o in objects), language="python")
 
 
+def count_runs(provenance, *record_lists: list[dict[str, Any]]) -> None:
+    """Stamp the images and steps of every run so far on the provenance (figure footers state them)."""
+    from .report import Provenance
+
+    if isinstance(provenance, Provenance):
+        records = [r for records in record_lists for r in records]
+        provenance.count(images_seen=sum(r["images_seen"] for r in records), steps=sum(r["steps"] for r in records))
+
+
 def show_runs(records: list[dict[str, Any]], grids: dict[str, Tensor | None], provenance) -> None:
     """The standard report of a chapter's runs: table, sample grids, metric curves, D's gradient norms."""
     import matplotlib.pyplot as plt
@@ -94,6 +103,7 @@ def show_runs(records: list[dict[str, Any]], grids: dict[str, Tensor | None], pr
 
     from . import plotting
 
+    count_runs(provenance, records)
     display(summary_table(records, ROADMAP_COLUMNS))
     if grids:
         plotting.plot_sample_grids(grids, provenance)
@@ -107,7 +117,8 @@ def show_runs(records: list[dict[str, Any]], grids: dict[str, Tensor | None], pr
 def finish_chapter(prov, metrics_path, artifacts_dir, records: list[dict[str, Any]],
                    grids: dict[str, Tensor | None], **metrics: Any) -> dict[str, Any]:
     """Stamp the provenance (images seen, steps, wall time), save sample grids, write metrics.json."""
-    prov.finish(images_seen=sum(r["images_seen"] for r in records), steps=sum(r["steps"] for r in records))
+    count_runs(prov, records)
+    prov.finish()
     save_grids(grids, artifacts_dir, "samples")
     record = write_metrics(metrics_path, {"runs": records, **metrics}, prov)
     print(prov)

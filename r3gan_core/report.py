@@ -116,11 +116,16 @@ class Provenance:
     def elapsed(self) -> float:
         return time.perf_counter() - self._t0
 
-    def finish(self, images_seen: int | None = None, steps: int | None = None, **extra: Any) -> "Provenance":
+    def count(self, images_seen: int | None = None, steps: int | None = None) -> "Provenance":
+        """Record the work done so far, so that every later figure footer states it."""
         if images_seen is not None:
             self.images_seen = int(images_seen)
         if steps is not None:
             self.steps = int(steps)
+        return self
+
+    def finish(self, images_seen: int | None = None, steps: int | None = None, **extra: Any) -> "Provenance":
+        self.count(images_seen, steps)
         self.extra.update(extra)
         self.wall_time_s = round(self.elapsed(), 2)
         return self

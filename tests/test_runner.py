@@ -105,3 +105,13 @@ def test_book_builds_from_the_executed_chapters(smoke_book, tmp_path):
         page = html / "book" / "executed" / name / f"{name}.html"
         assert page.exists(), f"no page for {name}"
         assert "profile=smoke" in page.read_text(), f"{name}: the provenance line is missing from the page"
+
+
+def test_stalled_chapter_is_killed_retried_and_reported(tmp_path, monkeypatch, capsys):
+    runner = _runner()
+    source = tmp_path / "01_dirac_gan.py"
+    source.write_text(BROKEN.replace('raise ZeroDivisionError("the chapter broke here")', "import time\ntime.sleep(120)"))
+    monkeypatch.setattr(runner, "chapter_source", lambda name: source)
+    with pytest.raises(RuntimeError, match="the 8s chapter limit, twice"):
+        runner.run_chapter("dirac_gan", "smoke", tmp_path / "out", cell_timeout=300, chapter_timeout=8)
+    assert capsys.readouterr().err.count("no result after 8s") == 2
