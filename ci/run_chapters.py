@@ -73,7 +73,7 @@ def failing_cell(notebook: Path) -> str:
 
 # A whole chapter's wall-clock limit per profile (seconds). A kernel can stall without any cell running (a lost
 # start-up message when two kernels start at once, seen here); the limit turns that into one retry, not a hang.
-CHAPTER_TIMEOUT = {"smoke": 600, "full": 3600}
+CHAPTER_TIMEOUT = {"smoke": 300, "full": 3600}
 
 
 def execute(src_nb: Path, dst_nb: Path, params: dict[str, str], cell_timeout: int, chapter_timeout: int) -> int | None:
