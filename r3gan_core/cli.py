@@ -197,9 +197,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _latents_and_labels(G, n: int, truncation: float | None, seed: int, class_index: int | None, conditional: bool):
     import torch
 
-    from .biggan import truncated_normal
+    from .experiments import sample_latents
 
-    z = truncated_normal((n, G.z_dim), truncation, generator=torch.Generator().manual_seed(seed))
+    z = sample_latents(G.z_dim, n, seed, truncation)  # the same latents the chapters' truncation sweeps draw
     c = None
     if conditional:
         if class_index is not None:
