@@ -12,32 +12,22 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from .report import atomic_open
+
 CHECKPOINT_FORMAT = "r3gan-checkpoint-1"
 
 
 def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
-    """torch.save `obj` to `path` through a temporary file beside it, fsync'd, then os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a checkpoint is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """torch.save `obj` to `path` through a temporary file beside it, fsync'd, then renamed (report.atomic_open)."""
+    with atomic_open(path, "wb") as f:
+        torch.save(obj, f)
+    return Path(path)
 
 
 def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

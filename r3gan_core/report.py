@@ -6,6 +6,7 @@ carries its fields: profile, device, git commit, date, images seen, wall time.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -13,8 +14,9 @@ import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -53,37 +55,51 @@ def git_commit(repo: Path | None = None) -> str:
         return "unknown"
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Turn numpy / torch scalars and arrays, tuples and paths into plain JSON types."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, torch.Tensor):
-        return _jsonable(value.detach().cpu().tolist())
+        return jsonable(value.detach().cpu().tolist())
     if hasattr(value, "tolist"):  # numpy arrays and scalars
-        return _jsonable(value.tolist())
+        return jsonable(value.tolist())
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
         return str(value)  # JSON has no NaN / inf; keep them visible as strings
     return value
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
-    """Write JSON to a temporary file beside `path`, then rename: a reader never sees a half-written file."""
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
+    """Write through a temporary file beside `path`; on success fsync and rename it over `path`.
+
+    A reader, or a process killed at any moment, sees the previous file or the new one, never half a file
+    (os.replace is atomic on POSIX and Windows). On an exception the temporary file is removed.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_jsonable(data), f, indent=2, sort_keys=True)
-            f.write("\n")
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; these are ordinary files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
+    """Write JSON atomically (atomic_open): a reader never sees a half-written file."""
+    with atomic_open(path) as f:
+        json.dump(jsonable(data), f, indent=2, sort_keys=True)
+        f.write("\n")
+    return Path(path)
 
 
 def read_json(path: str | os.PathLike) -> Any:

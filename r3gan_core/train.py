@@ -55,7 +55,7 @@ from .choices import require_choice, require_positive
 from .ema import make_ema, update_ema
 from .losses import discriminator_objective, generator_objective
 from .recipes import PRESETS, Recipe, make_recipe
-from .report import device_description, git_commit, write_json_atomic
+from .report import atomic_open, device_description, git_commit, jsonable, write_json_atomic
 from .schedules import ema_beta, ema_half_life
 
 AMP_CHOICES = ("auto", "bf16", "off")
@@ -264,14 +264,6 @@ def _finite(values: dict[str, Any]) -> list[str]:
     return [k for k, v in values.items() if isinstance(v, float) and not math.isfinite(v)]
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    return value
-
-
 def read_log(path: str | Path) -> list[dict[str, Any]]:
     """The records of a log.jsonl (NaN / inf were written as strings and come back as floats)."""
     records = []
@@ -454,7 +446,7 @@ def _train(cfg: TrainConfig, env: dist_utils.DistEnv) -> TrainResult:
         spectral.append(rec)
         if out_dir is not None:
             with open(out_dir / SPECTRAL_NAME, "a") as f:
-                f.write(json.dumps(_json_safe(rec)) + "\n")
+                f.write(json.dumps(jsonable(rec)) + "\n")
 
     if is_main and out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -575,7 +567,7 @@ def _train(cfg: TrainConfig, env: dist_utils.DistEnv) -> TrainResult:
             records.append(rec)
             if is_main and log_path is not None:
                 with open(log_path, "a") as f:
-                    f.write(json.dumps(_json_safe(rec)) + "\n")
+                    f.write(json.dumps(jsonable(rec)) + "\n")
             bar.set_postfix(d=f"{rec['d_loss']:.3f}", g=f"{rec['g_loss']:.3f}", r1=f"{rec['r1']:.3g}")
             acc, interval_t0, interval_images = {}, now, images_seen
         if crossed(cfg.sample_every, before, images_seen) or (done and cfg.sample_every):
@@ -677,9 +669,8 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 def _rewrite_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
     if not path.exists() and not records:
         return
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(_json_safe(r)) + "\n" for r in records))
-    tmp.replace(path)
+    with atomic_open(path) as f:
+        f.write("".join(json.dumps(jsonable(r)) + "\n" for r in records))
 
 
 # ---------------------------------------------------------------------------------------------------------

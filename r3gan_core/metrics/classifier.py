@@ -23,7 +23,6 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..checkpoint import save_atomic
 from ..data import resize_images, sklearn_digits
 
 CLASSIFIER_VERSION = 1  # bump when the architecture or training code changes: it is part of the cache key
@@ -330,19 +330,6 @@ def cache_dir() -> Path | None:
     return Path(value).expanduser() if value else Path.home() / ".cache" / "r3gan_core"
 
 
-def _save_atomic(path: Path, payload: dict) -> None:
-    """torch.save to a temporary file beside `path`, then rename: readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _load_cached(path: Path, config: ClassifierConfig) -> DigitClassifier | None:
     """The classifier stored at `path` if it is readable and was trained with `config`; else None."""
     try:
@@ -370,7 +357,7 @@ def load_or_train(config: ClassifierConfig) -> DigitClassifier:
         payload = {"version": CLASSIFIER_VERSION, "config": asdict(config), "accuracy": classifier.accuracy,
                    "state_dict": classifier.net.state_dict()}
         try:
-            _save_atomic(path, payload)
+            save_atomic(payload, path)
         except OSError as error:  # a read-only home is not a reason to fail an evaluation
             warnings.warn(f"could not cache the digit classifier at {path}: {error}", stacklevel=2)
     return classifier
