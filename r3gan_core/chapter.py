@@ -137,6 +137,8 @@ def recipe_table(configs: str, preset: str):
 def show_published_runs(published: dict[str, Any] | None) -> None:
     """Show a chapter's stored full-profile runs (table and curves) with their device in every footer."""
     if published is None:
+        print("No full-profile results are stored for this chapter yet (they need a GPU run); everything above "
+              "is the smoke profile and shows only that the code runs.")
         return
     p = published["provenance"]
     show_runs(published["metrics"]["runs"], {}, f"published full profile · device={p['device']} · "
