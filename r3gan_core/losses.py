@@ -87,43 +87,76 @@ def penalty_weights(penalty: str, gamma: float) -> tuple[float, float]:
     return (half if "r1" in penalty else 0.0, half if "r2" in penalty else 0.0)
 
 
-def discriminator_objective(
-    discriminator, real: Tensor, fake: Tensor, loss: str, penalty: str, gamma: float, labels: Tensor | None = None,
-    measure_gradients: bool = True,
-) -> tuple[Tensor, dict[str, float]]:
-    """D's full objective, per sample: adversarial loss + (gamma/2)(R1 + R2 as switched on).
+def mixes_samples(discriminator) -> bool:
+    """True when D has an operation across the batch (config A's minibatch stddev): D(concat(x, y)) != concat(D(x),
+    D(y)), so real and fake batches must go through D separately. Such modules declare `mixes_samples = True`."""
+    modules = discriminator.modules() if isinstance(discriminator, torch.nn.Module) else [discriminator]
+    return any(getattr(m, "mixes_samples", False) for m in modules)
 
-    `fake` is detached here: penalties and this loss regularise and train D only. Returns the per-sample
-    objective and detached statistics (logits, penalties, D's gradient norms on reals and fakes).
-    The gradient norms are always measured (cheaply reused when the penalty needs them anyway): the paper's
-    Sec. 3.1 diagnosis is that with R1 only, D's gradient on fakes explodes. measure_gradients=False skips
-    the input gradients that no switched-on penalty needs (their statistics then read NaN): a benchmark of
-    the penalties' cost compares against that.
+
+def _input_gradients(discriminator, real: Tensor, fake: Tensor, need_real: bool, need_fake: bool, fused: bool,
+                     create_graph: tuple[bool, bool], kwargs: dict) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    """(real logits, fake logits, ||dD/dx||^2 on reals or None, the same on fakes or None), per sample.
+
+    fused: one forward of D on the concatenated batch and one autograd.grad give both penalties (only valid when
+    D does not mix samples); otherwise one forward per batch and one autograd.grad per needed penalty.
+    create_graph: (for R1, for R2) whether the gradient must be differentiable (the penalty is in the loss).
     """
-    w_r1, w_r2 = penalty_weights(penalty, gamma)
-    real = real.detach().requires_grad_(True)
-    fake = fake.detach().requires_grad_(True)
-    kwargs = {} if labels is None else {"c": labels}
+    n = real.shape[0]
+    if fused:
+        both = torch.cat([real, fake]).detach().requires_grad_(need_real or need_fake)
+        both_kwargs = {k: torch.cat([v, v]) for k, v in kwargs.items()}
+        logits = discriminator(both, **both_kwargs).reshape(-1)
+        squared = zero_centered_penalty(both, logits, any(create_graph)) if both.requires_grad else None
+        r1 = squared[:n] if squared is not None and need_real else None
+        r2 = squared[n:] if squared is not None and need_fake else None
+        return logits[:n], logits[n:], r1, r2
+    real = real.detach().requires_grad_(need_real)
+    fake = fake.detach().requires_grad_(need_fake)
     real_logits = discriminator(real, **kwargs).reshape(-1)
     fake_logits = discriminator(fake, **kwargs).reshape(-1)
+    r1 = zero_centered_penalty(real, real_logits, create_graph[0]) if need_real else None
+    r2 = zero_centered_penalty(fake, fake_logits, create_graph[1]) if need_fake else None
+    return real_logits, fake_logits, r1, r2
+
+
+def discriminator_objective(
+    discriminator, real: Tensor, fake: Tensor, loss: str, penalty: str, gamma: float, labels: Tensor | None = None,
+    measure_gradients: bool = True, fused: bool | None = None,
+) -> tuple[Tensor, dict[str, float]]:
+    """D's full objective, per sample: adversarial loss + (gamma/2)(R1 + R2 as switched on) (paper Eq. 3-4).
+
+    `fake` is detached here: penalties and this loss regularise and train D only. Returns the per-sample
+    objective and detached statistics (logits, and where computed the penalties and D's gradient norms on reals
+    and fakes: the paper's Sec. 3.1 diagnosis is that with R1 only, D's gradient on fakes explodes).
+
+    Input gradients are computed only when something needs them: a switched-on penalty (its own gradient is
+    then reused for the statistic) or measure_gradients=True (the diagnostic on both batches). Statistics of
+    gradients that were not computed are absent from the dict. fused=None picks the one-pass path (one forward of
+    D on [real; fake], one autograd.grad) when both gradients are needed and D does not mix samples; fused=False
+    is the reference two-pass path (tests assert they agree).
+    """
+    w_r1, w_r2 = penalty_weights(penalty, gamma)
+    need_real, need_fake = w_r1 > 0 or measure_gradients, w_r2 > 0 or measure_gradients
+    if fused is None:
+        fused = need_real and need_fake and not mixes_samples(discriminator)
+    elif fused and mixes_samples(discriminator):
+        raise ValueError("fused=True needs a discriminator that does not mix samples (minibatch stddev does)")
+    kwargs = {} if labels is None else {"c": labels}
+    real_logits, fake_logits, r1, r2 = _input_gradients(discriminator, real, fake, need_real, need_fake, fused,
+                                                        (w_r1 > 0, w_r2 > 0), kwargs)
     adversarial = discriminator_loss(loss, real_logits, fake_logits)
-    nan = torch.full_like(real_logits, float("nan"))
-    r1 = zero_centered_penalty(real, real_logits, create_graph=w_r1 > 0) if w_r1 > 0 or measure_gradients else nan
-    r2 = zero_centered_penalty(fake, fake_logits, create_graph=w_r2 > 0) if w_r2 > 0 or measure_gradients else nan
     total = adversarial
     if w_r1 > 0:
         total = total + w_r1 * r1
     if w_r2 > 0:
         total = total + w_r2 * r2
-    stats = {
-        "d_loss": adversarial.mean().item(),
-        "r1": r1.mean().item(),
-        "r2": r2.mean().item(),
-        "real_logits": real_logits.mean().item(),
-        "fake_logits": fake_logits.mean().item(),
-        "grad_norm_real": r1.sqrt().mean().item(),
-        "grad_norm_fake": r2.sqrt().mean().item(),
-    }
+    stats = {"d_loss": adversarial.mean().item(), "real_logits": real_logits.mean().item(),
+             "fake_logits": fake_logits.mean().item()}
+    if r1 is not None:
+        stats.update(r1=r1.mean().item(), grad_norm_real=r1.detach().sqrt().mean().item())
+    if r2 is not None:
+        stats.update(r2=r2.mean().item(), grad_norm_fake=r2.detach().sqrt().mean().item())
     return total, stats
 
 

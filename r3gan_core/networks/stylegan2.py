@@ -256,6 +256,8 @@ class MinibatchStd(nn.Module):
     of the batch not above `group_size`, so any batch size works.
     """
 
+    mixes_samples = True  # an operation across the batch: losses.mixes_samples keeps reals and fakes apart
+
     def __init__(self, group_size: int = 4):
         super().__init__()
         self.group_size = group_size
