@@ -1,14 +1,16 @@
 #!/usr/bin/env python
 """Execute the book's chapters with papermill.
 
-    python ci/run_chapters.py --profile {smoke,full,book} --out DIR [--only NAME ...] [--publish]
+    python ci/run_chapters.py --profile {smoke,cpu,gpu,book} --out DIR [--only NAME ...] [--publish] [--retrain]
 
 Each chapter `notebooks/NN_<name>.py` (jupytext percent format, the only source) is converted to .ipynb with
-the python3 kernelspec and executed one at a time with a per-cell timeout. The runner injects the parameters
-`profile`, `metrics_path` (DIR/<name>/metrics.json) and `artifacts_dir` (DIR/<name>/). It writes the executed
-notebook to DIR/<name>/<name>.ipynb and the wall times to DIR/timings.json. `--profile book` picks each
-chapter's book profile (r3gan_core.profiles.book_profile). `--publish` copies a chapter's full-profile
-metrics and artifacts into results/<name>/, the stored results the book shows. A failing chapter stops the
+the python3 kernelspec and executed one at a time. The runner injects the parameters `profile`, `metrics_path`
+(DIR/<name>/metrics.json), `artifacts_dir` (DIR/<name>/) and `runs_dir` (DIR/<name>/runs/: resumable run
+folders, so a killed cpu or gpu chapter continues where it stopped when run again with the same DIR). It writes
+the executed notebook to DIR/<name>/<name>.ipynb and the wall times to DIR/timings.json. `--profile book` picks
+each chapter's book profile (r3gan_core.profiles.book_profile): image chapters then render their stored results
+without training. `--publish` trains (`retrain=True`) and copies the chapter's metrics, sample grids and final
+EMA generators into results/<name>/<profile>/, the stored results the book shows. A failing chapter stops the
 run with a non-zero exit, naming the chapter and the failing cell.
 """
 
@@ -31,6 +33,7 @@ from r3gan_core.report import read_json, write_json_atomic  # noqa: E402
 
 NOTEBOOKS = REPO / "notebooks"
 RESULTS = REPO / "results"
+PUBLISHED_PROFILES = ("cpu", "gpu")
 
 
 def chapter_source(name: str) -> Path:
@@ -73,7 +76,7 @@ def failing_cell(notebook: Path) -> str:
 
 # A whole chapter's wall-clock limit per profile (seconds). A kernel can stall without any cell running (a lost
 # start-up message when two kernels start at once, seen here); the limit turns that into one retry, not a hang.
-CHAPTER_TIMEOUT = {"smoke": 300, "full": 3600}
+CHAPTER_TIMEOUT = {"smoke": 300, "cpu": 5400, "gpu": 3600}  # cpu: a chapter's budget is 75 minutes
 
 
 def execute(src_nb: Path, dst_nb: Path, params: dict[str, str], cell_timeout: int, chapter_timeout: int) -> int | None:
@@ -95,7 +98,8 @@ def execute(src_nb: Path, dst_nb: Path, params: dict[str, str], cell_timeout: in
     return proc.returncode
 
 
-def run_chapter(name: str, profile: str, out: Path, cell_timeout: int, chapter_timeout: int | None = None) -> float:
+def run_chapter(name: str, profile: str, out: Path, cell_timeout: int | None, chapter_timeout: int | None = None,
+                retrain: bool = False) -> float:
     """Execute one chapter; return its wall time in seconds. RuntimeError names the chapter and failing cell."""
     chapter_dir = out / name
     chapter_dir.mkdir(parents=True, exist_ok=True)
@@ -103,8 +107,11 @@ def run_chapter(name: str, profile: str, out: Path, cell_timeout: int, chapter_t
     dst_nb = chapter_dir / f"{name}.ipynb"
     to_notebook(chapter_source(name), src_nb)
     params = {"profile": profile, "metrics_path": str(chapter_dir / "metrics.json"),
-              "artifacts_dir": str(chapter_dir)}
+              "artifacts_dir": str(chapter_dir), "runs_dir": str(chapter_dir / "runs")}
+    if retrain:
+        params["retrain"] = "True"
     limit = chapter_timeout or CHAPTER_TIMEOUT.get(profile, 3600)
+    cell_timeout = cell_timeout or limit
     t0 = time.perf_counter()
     try:
         for attempt in (1, 2):
@@ -123,30 +130,46 @@ def run_chapter(name: str, profile: str, out: Path, cell_timeout: int, chapter_t
 
 
 def publish(name: str, out: Path) -> Path:
-    """Copy a full-profile chapter's metrics.json and artifacts into results/<name>/ (atomic per file)."""
+    """Copy a cpu- or gpu-profile chapter's metrics.json, grids and generators into results/<name>/<profile>/.
+
+    Files are replaced one at a time, atomically; stale generators of runs no longer in the record are removed.
+    """
     record = read_json(out / name / "metrics.json")
-    if record.get("provenance", {}).get("profile") != "full":
-        raise ValueError(f"refusing to publish {name!r}: only full-profile results are published")
-    target = RESULTS / name
-    target.mkdir(parents=True, exist_ok=True)
-    for f in (out / name).iterdir():
-        if f.is_file() and f.suffix in {".json", ".png", ".csv"}:
-            tmp = target / f".{f.name}.tmp"
-            shutil.copyfile(f, tmp)
-            tmp.replace(target / f.name)
+    profile = record.get("provenance", {}).get("profile")
+    if profile not in PUBLISHED_PROFILES:
+        raise ValueError(f"refusing to publish {name!r} in profile {profile!r}: only {PUBLISHED_PROFILES} results "
+                         "are published")
+    source, target = out / name, RESULTS / name / profile
+    files = [f for f in source.iterdir() if f.is_file() and f.suffix in {".json", ".png", ".csv"}]
+    files += sorted((source / "generators").glob("*.pt"))
+    for f in files:
+        dest = target / f.relative_to(source)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.parent / f".{dest.name}.tmp"
+        shutil.copyfile(f, tmp)
+        tmp.replace(dest)
+    keep = {f.name for f in files}
+    for old in (target / "generators").glob("*.pt"):
+        if old.name not in keep:
+            old.unlink()
     return target
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", required=True, choices=[*PROFILES, "book"])
+    parser.add_argument("--profile", required=True, choices=[*(p for p in PROFILES if p != "paper"), "book"],
+                        help="paper is documented in each chapter, never executed here")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--only", nargs="+", default=None, metavar="NAME", help="run only these chapters")
-    parser.add_argument("--cell-timeout", type=int, default=1800, help="seconds allowed per cell")
+    parser.add_argument("--cell-timeout", type=int, default=None,
+                        help="seconds allowed per cell (default: the chapter limit)")
     parser.add_argument("--chapter-timeout", type=int, default=None,
                         help="seconds allowed per chapter before it is killed and retried once "
                              f"(default per profile: {CHAPTER_TIMEOUT})")
-    parser.add_argument("--publish", action="store_true", help="store full-profile results under results/")
+    parser.add_argument("--publish", action="store_true",
+                        help="train (cpu/gpu profile) and store the results under results/<chapter>/<profile>/")
+    parser.add_argument("--retrain", action="store_true",
+                        help="train even where results/ holds stored runs of the profile (implied by --publish)")
     args = parser.parse_args(argv)
 
     names = available_chapters()
@@ -156,27 +179,31 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown chapter(s) {unknown}; valid choices: {', '.join(names)}")
         names = [n for n in names if n in args.only]
     if args.profile == "paper":
-        parser.error("the paper profile is documented as commands in each chapter and is never executed here")
-
-    import torch
+        parser.error("the paper profile is documented as commands in each chapter and is never executed here; "
+                     "valid choices: smoke, cpu, gpu, book")
+    if args.publish and args.profile not in PUBLISHED_PROFILES:
+        parser.error(f"--publish stores cpu or gpu results; got --profile {args.profile}")
 
     # Progress bars are for people at a kernel; in an executed notebook they would freeze as "0%" widgets.
     os.environ.setdefault("TQDM_DISABLE", "1")
     # Kernels import this checkout's r3gan_core, whatever else is installed.
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    have_gpu = torch.cuda.is_available()
     args.out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, dict] = {}
     timings_path = args.out / "timings.json"
     if timings_path.exists():
         timings = read_json(timings_path)
     for name in names:
-        profile = book_profile(name, have_gpu) if args.profile == "book" else args.profile
-        if profile not in chapter_profiles(name) and profile != "smoke":
+        profile = book_profile(name) if args.profile == "book" else args.profile
+        if profile not in chapter_profiles(name):
+            if args.publish:
+                print(f"[run_chapters] {name}: has no {profile} profile; skipped", flush=True)
+                continue
             profile = "smoke"
         print(f"[run_chapters] {name}: profile {profile} ...", flush=True)
         try:
-            wall = run_chapter(name, profile, args.out, args.cell_timeout, args.chapter_timeout)
+            wall = run_chapter(name, profile, args.out, args.cell_timeout, args.chapter_timeout,
+                               retrain=args.publish or args.retrain)
         except RuntimeError as err:
             print(f"[run_chapters] FAILED: {err}", file=sys.stderr, flush=True)
             return 1

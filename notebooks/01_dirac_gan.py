@@ -26,10 +26,10 @@
 #
 # This chapter computes every claim with autograd on the actual objectives
 # (`r3gan_core/dirac.py`), checks it against the closed forms, and shows it.
-# Everything runs on a CPU in seconds, so the book shows the `full` profile.
+# Everything runs on a CPU in seconds, so the book shows the `cpu` profile.
 
 # %% tags=["parameters"]
-profile = "smoke"      # smoke (CPU, CI) | full (one GPU, or a CPU for the cheap chapters) | paper (documented)
+profile = "smoke"      # smoke (CI, seconds) | cpu (what the book shows; a CPU is enough for this chapter)
 metrics_path = None    # set by ci/run_chapters.py: where this chapter's headline numbers go
 artifacts_dir = None   # set by ci/run_chapters.py: a folder for small stored results (json, png)
 

@@ -28,10 +28,10 @@
 # parameter counts against Table 2, their layers, where their parameters live, and why configs D and E can
 # be deep without normalisation layers (their initialisation). Everything runs on a CPU in seconds (the
 # FFHQ-256 networks are built on PyTorch's `meta` device, which allocates no memory), so the book shows
-# the `full` profile; its numbers are exact counts, not training results.
+# the `cpu` profile; its numbers are exact counts, not training results.
 
 # %% tags=["parameters"]
-profile = "smoke"      # smoke (CPU, CI) | full (one GPU, or a CPU for the cheap chapters) | paper (documented)
+profile = "smoke"      # smoke (CI, seconds) | cpu (what the book shows; a CPU is enough for this chapter)
 metrics_path = None    # set by ci/run_chapters.py: where this chapter's headline numbers go
 artifacts_dir = None   # set by ci/run_chapters.py: a folder for small stored results (json, png)
 

@@ -28,15 +28,17 @@
 # digits so that the next chapters can take the tricks away one at a time and watch what happens.
 
 # %% tags=["parameters"]
-profile = "smoke"      # smoke (CPU, CI) | full (one GPU, ~10 min) | paper (FFHQ-256, documented)
+profile = "smoke"      # smoke (CI, seconds) | cpu (the findings, 2 CPU cores) | gpu (one GPU) | paper (FFHQ-256, documented)
+retrain = False        # cpu/gpu: True trains again even when results/<chapter>/<profile>/ holds stored runs
 metrics_path = None    # set by ci/run_chapters.py
 artifacts_dir = None   # set by ci/run_chapters.py
+runs_dir = None        # set by ci/run_chapters.py: resumable run folders (a killed chapter continues there)
 
 # %%
 from r3gan_core import chapter, experiments
 from r3gan_core.networks.stylegan2 import MappingNetwork, MinibatchStd, modulated_conv2d
 
-settings, prov, published = chapter.chapter_start("config_a", profile)
+settings, prov, stored = chapter.chapter_start("config_a", profile, retrain=retrain)
 
 # %% [markdown]
 # ## The code of the tricks
@@ -59,20 +61,12 @@ chapter.recipe_table("A", settings["preset"])
 # ## Training Config A
 
 # %%
-runs, grids = experiments.roadmap_step("A", settings)
+runs, grids = chapter.train_or_load(stored, lambda: experiments.roadmap_step("A", settings, runs_dir))
 chapter.show_runs(runs, grids, prov)
 
 # %%
-record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, settings=settings)
-
-# %% [markdown]
-# ## Published full-profile results
-#
-# The book build on a machine without a GPU executes the smoke profile above, whose numbers only show that the
-# code runs. Full-profile results, when a GPU run stored them under `results/config_a/`, appear here.
-
-# %%
-chapter.show_published_runs(published)
+record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, runs_dir=runs_dir, stored=stored,
+                                settings=settings)
 
 # %% [markdown]
 # ## Exercises

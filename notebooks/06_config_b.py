@@ -24,15 +24,17 @@
 # fail outright: an ill-behaved loss, a large learning rate with momentum, or normalisation layers.
 
 # %% tags=["parameters"]
-profile = "smoke"      # smoke (CPU, CI) | full (one GPU, ~10 min) | paper (FFHQ-256, documented)
+profile = "smoke"      # smoke (CI, seconds) | cpu (the findings, 2 CPU cores) | gpu (one GPU) | paper (FFHQ-256, documented)
+retrain = False        # cpu/gpu: True trains again even when results/<chapter>/<profile>/ holds stored runs
 metrics_path = None    # set by ci/run_chapters.py
 artifacts_dir = None   # set by ci/run_chapters.py
+runs_dir = None        # set by ci/run_chapters.py: resumable run folders (a killed chapter continues there)
 
 # %%
 from r3gan_core import chapter, experiments
 from r3gan_core.networks.stripped import StrippedDiscriminatorBlock, StrippedGeneratorBlock
 
-settings, prov, published = chapter.chapter_start("config_b", profile)
+settings, prov, stored = chapter.chapter_start("config_b", profile, retrain=retrain)
 
 # %% [markdown]
 # ## What remains of the network
@@ -52,20 +54,12 @@ chapter.recipe_table("AB", settings["preset"])
 # ## Training Config B
 
 # %%
-runs, grids = experiments.roadmap_step("B", settings)
+runs, grids = chapter.train_or_load(stored, lambda: experiments.roadmap_step("B", settings, runs_dir))
 chapter.show_runs(runs, grids, prov)
 
 # %%
-record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, settings=settings)
-
-# %% [markdown]
-# ## Published full-profile results
-#
-# Smoke numbers above only show that the code runs. Full-profile results stored under `results/config_b/`
-# appear here when a GPU run produced them.
-
-# %%
-chapter.show_published_runs(published)
+record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, runs_dir=runs_dir, stored=stored,
+                                settings=settings)
 
 # %% [markdown]
 # ## Exercises

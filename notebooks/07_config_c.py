@@ -25,14 +25,16 @@
 # well-behaved loss, the next two configs can modernise the network without new tricks.
 
 # %% tags=["parameters"]
-profile = "smoke"      # smoke (CPU, CI) | full (one GPU, ~10 min) | paper (FFHQ-256, documented)
+profile = "smoke"      # smoke (CI, seconds) | cpu (the findings, 2 CPU cores) | gpu (one GPU) | paper (FFHQ-256, documented)
+retrain = False        # cpu/gpu: True trains again even when results/<chapter>/<profile>/ holds stored runs
 metrics_path = None    # set by ci/run_chapters.py
 artifacts_dir = None   # set by ci/run_chapters.py
+runs_dir = None        # set by ci/run_chapters.py: resumable run folders (a killed chapter continues there)
 
 # %%
 from r3gan_core import chapter, experiments, losses
 
-settings, prov, published = chapter.chapter_start("config_c", profile)
+settings, prov, stored = chapter.chapter_start("config_c", profile, retrain=retrain)
 
 # %% [markdown]
 # ## The code of the change
@@ -53,20 +55,12 @@ chapter.recipe_table("BC", settings["preset"])
 # ## Training Config C
 
 # %%
-runs, grids = experiments.roadmap_step("C", settings)
+runs, grids = chapter.train_or_load(stored, lambda: experiments.roadmap_step("C", settings, runs_dir))
 chapter.show_runs(runs, grids, prov)
 
 # %%
-record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, settings=settings)
-
-# %% [markdown]
-# ## Published full-profile results
-#
-# The smoke run above proves only that the code runs. Results a GPU run stored under `results/config_c/`
-# appear here, and the roadmap chapter compares them with B's.
-
-# %%
-chapter.show_published_runs(published)
+record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, runs_dir=runs_dir, stored=stored,
+                                settings=settings)
 
 # %% [markdown]
 # ## Exercises

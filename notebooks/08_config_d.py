@@ -29,16 +29,18 @@
 # The paper's FID falls from 11.65 to 9.95 (10.17 while the output skips are kept; D removes them).
 
 # %% tags=["parameters"]
-profile = "smoke"      # smoke (CPU, CI) | full (one GPU, ~10 min) | paper (FFHQ-256, documented)
+profile = "smoke"      # smoke (CI, seconds) | cpu (the findings, 2 CPU cores) | gpu (one GPU) | paper (FFHQ-256, documented)
+retrain = False        # cpu/gpu: True trains again even when results/<chapter>/<profile>/ holds stored runs
 metrics_path = None    # set by ci/run_chapters.py
 artifacts_dir = None   # set by ci/run_chapters.py
+runs_dir = None        # set by ci/run_chapters.py: resumable run folders (a killed chapter continues there)
 
 # %%
 from r3gan_core import chapter, experiments
 from r3gan_core.networks.layers import fixup_gain
 from r3gan_core.networks.resnet import DownTransition, ResidualBlock, UpTransition
 
-settings, prov, published = chapter.chapter_start("config_d", profile)
+settings, prov, stored = chapter.chapter_start("config_d", profile, retrain=retrain)
 
 # %% [markdown]
 # ## The code of the blocks
@@ -53,20 +55,12 @@ chapter.source(ResidualBlock, fixup_gain, UpTransition, DownTransition)
 # ## Training Config D (RpGAN + R1 + R2, as from Config C on)
 
 # %%
-runs, grids = experiments.roadmap_step("D", settings)
+runs, grids = chapter.train_or_load(stored, lambda: experiments.roadmap_step("D", settings, runs_dir))
 chapter.show_runs(runs, grids, prov)
 
 # %%
-record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, settings=settings)
-
-# %% [markdown]
-# ## Published full-profile results
-#
-# The smoke run above only proves the code runs; full-profile results stored under `results/config_d/`
-# appear here.
-
-# %%
-chapter.show_published_runs(published)
+record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, runs_dir=runs_dir, stored=stored,
+                                settings=settings)
 
 # %% [markdown]
 # ## Exercises

@@ -27,16 +27,18 @@
 # `channels_per_group` and `expansion`.
 
 # %% tags=["parameters"]
-profile = "smoke"      # smoke (CPU, CI) | full (one GPU, ~10 min) | paper (FFHQ-256, documented)
+profile = "smoke"      # smoke (CI, seconds) | cpu (the findings, 2 CPU cores) | gpu (one GPU) | paper (FFHQ-256, documented)
+retrain = False        # cpu/gpu: True trains again even when results/<chapter>/<profile>/ holds stored runs
 metrics_path = None    # set by ci/run_chapters.py
 artifacts_dir = None   # set by ci/run_chapters.py
+runs_dir = None        # set by ci/run_chapters.py: resumable run folders (a killed chapter continues there)
 
 # %%
 from r3gan_core import chapter, experiments
 from r3gan_core.networks import network_config
 from r3gan_core.networks.resnet import ResNetConfig
 
-settings, prov, published = chapter.chapter_start("config_e", profile)
+settings, prov, stored = chapter.chapter_start("config_e", profile, retrain=retrain)
 
 # %% [markdown]
 # ## The code of the change
@@ -54,19 +56,12 @@ for config in "DE":
 # ## Training Config E
 
 # %%
-runs, grids = experiments.roadmap_step("E", settings)
+runs, grids = chapter.train_or_load(stored, lambda: experiments.roadmap_step("E", settings, runs_dir))
 chapter.show_runs(runs, grids, prov)
 
 # %%
-record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, settings=settings)
-
-# %% [markdown]
-# ## Published full-profile results
-#
-# Smoke numbers only show that the code runs. Results a GPU run stored under `results/config_e/` appear here.
-
-# %%
-chapter.show_published_runs(published)
+record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, runs_dir=runs_dir, stored=stored,
+                                settings=settings)
 
 # %% [markdown]
 # ## Exercises

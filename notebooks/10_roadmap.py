@@ -25,12 +25,12 @@
 # | E | ResNeXt-ify + inverted bottleneck | 7.045 | 23.058 M | 23.010 M |
 #
 # This chapter trains nothing. It gathers the runs of the five config chapters, executed in the same build and
-# under one table of settings (`r3gan_core/profiles.py`, `ROADMAP`), or their published full-profile results, and
+# under one table of settings (`r3gan_core/profiles.py`, `ROADMAP`), or their stored results of the same profile, and
 # lays them beside the paper's numbers. Our metric is **FD-digits** on stacked digits, a Frechet distance in a
 # digit classifier's feature space: its values are not comparable with FID, only its *ordering* is.
 
 # %% tags=["parameters"]
-profile = "smoke"      # smoke (CPU, CI) | full (one GPU) | paper (documented)
+profile = "smoke"      # smoke (CI) | cpu (the findings: the config chapters' stored cpu runs) | gpu | paper
 metrics_path = None    # set by ci/run_chapters.py
 artifacts_dir = None   # set by ci/run_chapters.py
 
@@ -40,7 +40,7 @@ import matplotlib.pyplot as plt
 from r3gan_core import chapter, comparisons, plotting
 from r3gan_core.networks.anatomy import parameter_table
 
-settings, prov, published = chapter.chapter_start("roadmap", profile)
+settings, prov, _ = chapter.chapter_start("roadmap", profile, trains=False)
 runs, sources = comparisons.gather_roadmap(artifacts_dir, profile)
 chapter.count_runs(prov, runs)
 for config, where in sources.items():
@@ -71,8 +71,10 @@ if runs:
 # %% [markdown]
 # ## What reproduces here
 #
-# Computed from the runs above. In the smoke profile the runs last a few steps and these sentences are **not
-# findings**; they only prove that the comparison runs end to end.
+# Computed from the runs above by stated rules: means over the seeds that did not diverge, and a step "reproduces"
+# only when every seed of one config beats every seed of the other or Welch's t-test gives p < 0.05. In the smoke
+# profile the runs last a few steps and these sentences are **not findings**; they only prove that the comparison
+# runs end to end.
 
 # %%
 verdicts = comparisons.roadmap_verdicts(runs)

@@ -2,7 +2,8 @@
 source, report runs in the standard figures, and finish (provenance stamped, grids saved, metrics.json written).
 
 Chapters call these so that none of them repeats the boilerplate; `ci/run_chapters.py` reads what `finish_chapter`
-writes, and `results/<chapter>/` holds what a full-profile run published.
+writes, and `results/<chapter>/<profile>/` holds what a cpu- or gpu-profile run published (metrics.json, sample
+grids, each run's final EMA generator), which the book renders without retraining.
 """
 
 from __future__ import annotations
@@ -13,34 +14,62 @@ from typing import Any
 from torch import Tensor
 
 from .experiments import save_grids, summary_table
-from .report import read_json, write_metrics
+from .report import jsonable, read_json, write_metrics
 
-__all__ = ["ROADMAP_COLUMNS", "chapter_start", "count_runs", "describe_published", "finish_chapter", "published_results",
-           "recipe_table", "show_published_runs", "show_runs", "sibling_results", "source", "write_metrics"]
+__all__ = ["ROADMAP_COLUMNS", "chapter_start", "count_runs", "describe_published", "export_generators",
+           "finish_chapter", "published_results", "recipe_table", "results_dir", "show_runs", "sibling_results",
+           "source", "stale_settings", "stored_generator", "train_or_load", "write_metrics"]
 
 ROADMAP_COLUMNS = ("fd_digits", "modes", "reverse_kl", "modes_confident", "precision_digits", "recall_digits",
                    "images_per_second")
 
 
-def published_results(chapter: str, root: str | Path | None = None) -> dict[str, Any] | None:
-    """The stored full-profile results of `chapter` (results/<chapter>/metrics.json) or None if absent."""
-    root = Path(root) if root is not None else Path(__file__).resolve().parent.parent / "results"
-    path = root / chapter / "metrics.json"
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+TRAINED_PROFILES = ("cpu", "gpu")  # profiles whose runs are published under results/<chapter>/<profile>/
+# Settings that do not change what a run computes (how it is scheduled on the machine): ignored by the stale check.
+SCHEDULING_KEYS = ("threads", "workers")
+
+
+def results_dir(chapter: str, profile: str, root: str | Path | None = None) -> Path:
+    """Where a chapter's stored results of `profile` live: results/<chapter>/<profile>/."""
+    return Path(root if root is not None else RESULTS) / chapter / profile
+
+
+def published_results(chapter: str, profile: str = "cpu", root: str | Path | None = None) -> dict[str, Any] | None:
+    """The stored results of `chapter` in `profile` (results/<chapter>/<profile>/metrics.json) or None if absent."""
+    path = results_dir(chapter, profile, root) / "metrics.json"
     return read_json(path) if path.is_file() else None
 
 
-def describe_published(chapter: str, profile: str) -> dict[str, Any] | None:
-    """Print where this chapter's discussed numbers come from; return the published record if any."""
-    record = published_results(chapter)
-    if record is None:
-        print(f"No full-profile results are stored for '{chapter}' (results/{chapter}/ is empty): they need a GPU "
-              "run (`python ci/run_chapters.py --profile full --only " + chapter + " --out runs/book --publish`).")
-        if profile == "smoke":
-            print("The numbers below come from the smoke profile: they show that the code runs, nothing more.")
+def stale_settings(record: dict[str, Any], settings: dict[str, Any]) -> list[str]:
+    """The settings of the profiles table that a stored result was not produced with ([] = up to date)."""
+    stored = record["metrics"].get("settings", {})
+    keys = sorted((set(stored) | set(settings)) - set(SCHEDULING_KEYS))
+    return [f"{k}: stored {stored.get(k)!r}, profiles table {settings.get(k)!r}" for k in keys
+            if jsonable(stored.get(k)) != jsonable(settings.get(k))]
+
+
+def describe_published(chapter: str, profile: str, retrain: bool = False) -> dict[str, Any] | None:
+    """Print where this chapter's numbers come from; return the stored record the chapter renders, or None when
+    it trains (smoke, retrain=True, or nothing stored for this profile). Stale stored results raise."""
+    from .profiles import chapter_settings
+
+    if profile not in TRAINED_PROFILES:
         return None
+    record = published_results(chapter, profile)
+    command = f"python ci/run_chapters.py --profile {profile} --only {chapter} --out runs/book --publish"
+    if record is None or retrain:
+        why = "retrain=True" if record is not None else f"nothing is stored under results/{chapter}/{profile}/"
+        print(f"Training the {profile} profile now ({why}); `{command}` stores the results for the book.")
+        return None
+    stale = stale_settings(record, chapter_settings(chapter, profile))
+    if stale:
+        raise ValueError(f"the stored {profile} results of {chapter!r} were made with other settings than the "
+                         f"profiles table ({'; '.join(stale)}): run `{command}` again, or pass retrain=True")
     p = record["provenance"]
-    print(f"Published full-profile results: device {p['device']}, commit {p['commit']}, {p['date']}, "
-          f"wall {p['wall_time_s']} s, images seen {p.get('images_seen')}.")
+    print(f"Showing stored {profile}-profile results (trained once, not retrained here): device {p['device']}, "
+          f"commit {p['commit']}, {p['date']}, wall {p['wall_time_s']} s, {p.get('images_seen'):,} images in all. "
+          f"Reproduce: `{command}` (or retrain=True in this notebook).")
     return record
 
 
@@ -52,10 +81,15 @@ def sibling_results(artifacts_dir: str | Path | None, chapter: str) -> dict[str,
     return read_json(path) if path.is_file() else None
 
 
-def chapter_start(chapter: str, profile: str, device: str | None = None):
-    """Settings, provenance (printed: the chapter's first output) and published results of a chapter.
+def chapter_start(chapter: str, profile: str, device: str | None = None, retrain: bool = False,
+                  trains: bool | None = None):
+    """Settings, provenance (printed: the chapter's first output) and stored results of a chapter.
 
-    device None = the device the chapter's training will pick (CUDA, MPS, CPU); a CPU-only chapter passes "cpu".
+    For the cpu and gpu profiles the stored results (results/<chapter>/<profile>/) are returned when present and
+    up to date, and the provenance is theirs (device, commit, wall time of the training); retrain=True trains
+    anyway. device None = the device the chapter's training will pick (CUDA, MPS, CPU); a CPU-only chapter
+    passes "cpu". trains: whether the chapter's cpu/gpu runs are stored and rendered (None = the image-training
+    chapters, those with a gpu profile; False for the roadmap, which only gathers the config chapters' results).
     """
     import torch
 
@@ -64,18 +98,58 @@ def chapter_start(chapter: str, profile: str, device: str | None = None):
     from .report import Provenance, pick_device
 
     settings = chapter_settings(chapter, profile)
-    if settings.get("threads"):  # the chapter's CPU thread count, set before the provenance records it
-        torch.set_num_threads(settings["threads"])
-    prov = Provenance.start(chapter, profile, pick_device() if device is None else device)
+    if trains is None:
+        from .profiles import chapter_profiles
+
+        trains = "gpu" in chapter_profiles(chapter)
+    stored = describe_published(chapter, profile, retrain) if trains else None
+    if stored is not None:
+        fields = {k: v for k, v in stored["provenance"].items() if k in Provenance.__dataclass_fields__}
+        prov = Provenance(**fields)
+    else:
+        if settings.get("threads"):  # the chapter's CPU thread count, set before the provenance records it
+            torch.set_num_threads(settings["threads"])
+        prov = Provenance.start(chapter, profile, pick_device() if device is None else device)
     print(prov)
     print("settings:", settings)
-    # Chapters the book executes in full on a CPU have nothing to publish; the GPU chapters say where their
-    # discussed numbers come from.
-    from .profiles import CHAPTERS
-
-    published = describe_published(chapter, profile) if CHAPTERS[chapter]["book"] == "gpu" else None
     plotting.set_style()
-    return settings, prov, published
+    return settings, prov, stored
+
+
+def stored_generator(chapter: str, profile: str, record: dict[str, Any], root: str | Path | None = None):
+    """The stored final EMA generator of one run record (results/<chapter>/<profile>/generators/<run>.pt)."""
+    import torch
+
+    from .networks import build
+
+    s = record["settings"]
+    G, _ = build(s["config"], s["preset"], conditional=s.get("conditional", False), **(s.get("network") or {}))
+    state = torch.load(results_dir(chapter, profile, root) / "generators" / f"{record['run']}.pt",
+                       map_location="cpu", weights_only=True)
+    G.load_state_dict(state)
+    return G.eval().requires_grad_(False)
+
+
+def train_or_load(stored: dict[str, Any] | None, train_runs, chapter: str | None = None):
+    """(run records, sample grids): the stored ones when `stored` is a record (grids regenerated from the stored
+    generators, exactly as the live run drew them), else `train_runs()` (e.g. a call of run_variants)."""
+    if stored is None:
+        return train_runs()
+    from .experiments import generate_images
+
+    records = stored["metrics"]["runs"]
+    chapter = chapter or stored["provenance"]["chapter"]
+    profile = stored["provenance"]["profile"]
+    grids: dict[str, Tensor | None] = {}
+    for r in records:
+        if r["label"] in grids:
+            continue
+        if r["status"] != "ok":
+            grids[r["label"]] = None
+            continue
+        G = stored_generator(chapter, profile, r)
+        grids[r["label"]] = generate_images(G, r["settings"]["num_samples"], seed=r["seed"])[:64]
+    return records, grids
 
 
 def source(*objects: Any):
@@ -115,14 +189,50 @@ def show_runs(records: list[dict[str, Any]], grids: dict[str, Tensor | None], pr
 
 
 def finish_chapter(prov, metrics_path, artifacts_dir, records: list[dict[str, Any]],
-                   grids: dict[str, Tensor | None], **metrics: Any) -> dict[str, Any]:
-    """Stamp the provenance (images seen, steps, wall time), save sample grids, write metrics.json."""
-    count_runs(prov, records)
-    prov.finish()
+                   grids: dict[str, Tensor | None], runs_dir: str | Path | None = None, stored=None,
+                   **metrics: Any) -> dict[str, Any]:
+    """Stamp the provenance (images seen, steps, wall time), save sample grids, write metrics.json.
+
+    runs_dir: the run folders of a cpu/gpu run; each finished run's final EMA generator (fp32 state dict) is
+    exported to artifacts_dir/generators/<run>.pt, which `--publish` stores beside the metrics. stored: the stored
+    record the chapter rendered instead of training; its provenance is kept as it is.
+    """
+    if stored is None:
+        count_runs(prov, records)
+        prov.finish(threads=metrics.get("settings", {}).get("threads"),
+                    seeds=sorted({r["seed"] for r in records if "seed" in r}),
+                    images_per_run=sorted({r["settings"]["total_images"] for r in records if "settings" in r}))
+        export_generators(records, runs_dir, artifacts_dir)
     save_grids(grids, artifacts_dir, "samples")
     record = write_metrics(metrics_path, {"runs": records, **metrics}, prov)
     print(prov)
     return record
+
+
+def export_generators(records: list[dict[str, Any]], runs_dir: str | Path | None,
+                      artifacts_dir: str | Path | None) -> list[Path]:
+    """Copy the final G_ema of every finished run (runs_dir/<run>/checkpoint.pt) to artifacts_dir/generators/."""
+    import torch
+
+    from .checkpoint import load
+    from .report import atomic_open
+
+    if runs_dir is None or artifacts_dir is None:
+        return []
+    paths = []
+    for r in records:
+        if r.get("status") != "ok" or "run" not in r:
+            continue
+        state = load(Path(runs_dir) / r["run"] / "checkpoint.pt", map_location="cpu")
+        if int(state["images_seen"]) != r["images_seen"]:
+            raise RuntimeError(f"run {r['run']}: checkpoint at {state['images_seen']} images, record at "
+                               f"{r['images_seen']}")
+        path = Path(artifacts_dir) / "generators" / f"{r['run']}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(path, "wb") as f:
+            torch.save({k: v.float().contiguous() for k, v in state["G_ema"].items()}, f)
+        paths.append(path)
+    return paths
 
 
 def recipe_table(configs: str, preset: str):
@@ -132,15 +242,3 @@ def recipe_table(configs: str, preset: str):
     from .recipes import describe_recipes
 
     return pd.DataFrame([r for r in describe_recipes(preset) if r["config"] in configs]).set_index("config")
-
-
-def show_published_runs(published: dict[str, Any] | None) -> None:
-    """Show a chapter's stored full-profile runs (table and curves) with their device in every footer."""
-    if published is None:
-        print("No full-profile results are stored for this chapter yet (they need a GPU run); everything above "
-              "is the smoke profile and shows only that the code runs.")
-        return
-    p = published["provenance"]
-    show_runs(published["metrics"]["runs"], {}, f"published full profile · device={p['device']} · "
-                                                f"commit={p['commit']} · wall={p['wall_time_s']}s")
-

@@ -14,8 +14,46 @@ from .chapter import published_results, sibling_results
 from .experiments import finite_mean, runs_labelled, summary_table
 
 
+SEPARATION_RULE = "every seed of one beats every seed of the other, or Welch's t-test p < 0.05"
+
+
+def mean_sd(values: list[float]) -> str:
+    """'mean ± sd' over seeds (sd with ddof 1; a single value alone)."""
+    import statistics
+
+    if len(values) == 1:
+        return f"{values[0]:.4g}"
+    return f"{statistics.mean(values):.4g} ± {statistics.stdev(values):.2g}"
+
+
+def separated(better: list[float], worse: list[float], higher_is_better: bool) -> tuple[bool, str]:
+    """Whether `better` beats `worse` by SEPARATION_RULE; returns (separated, how: 'all n seeds' or the p-value)."""
+    sign = 1 if higher_is_better else -1
+    a, b = [sign * v for v in better], [sign * v for v in worse]
+    if not a or not b:
+        return False, "no data"
+    if min(a) > max(b):
+        return True, f"every seed ordered ({len(a)} vs {len(b)})"
+    if len(a) < 2 or len(b) < 2:
+        return False, "seeds overlap"
+    from scipy.stats import ttest_ind
+
+    p = float(ttest_ind(a, b, equal_var=False, alternative="greater").pvalue)
+    return p < 0.05, f"Welch p = {p:.3g}"
+
+
+def gradient_ratio(run: dict[str, Any]) -> float:
+    """Peak over the run's log records of D's mean input-gradient norm on fakes / on reals (diverged runs: up to
+    the divergence)."""
+    ratios = [r["grad_norm_fake"] / max(r["grad_norm_real"], 1e-12) for r in run.get("records", [])
+              if r.get("grad_norm_fake") is not None and r.get("grad_norm_real") is not None]
+    ratios = [v for v in ratios if v == v]
+    return max(ratios) if ratios else float("nan")
+
+
 def table1_verdicts(records: list[dict[str, Any]]) -> list[str]:
-    """Compare the runs with the paper's Table 1 claims; each sentence states what the data showed."""
+    """Compare the runs with the paper's Table 1 claims; each sentence states what the data showed and by which
+    rule (failures per seed, SEPARATION_RULE for comparisons)."""
     out = []
     r1_only = runs_labelled(records, "GAN + R1") + runs_labelled(records, "RpGAN + R1")
     both = runs_labelled(records, "GAN + R1 + R2") + runs_labelled(records, "RpGAN + R1 + R2")
@@ -24,46 +62,53 @@ def table1_verdicts(records: list[dict[str, Any]]) -> list[str]:
     if failed == len(r1_only) and r1_only:
         out.append(f"REPRODUCED: every R1-only run diverged ({failed}/{len(r1_only)}), as in the paper.")
     elif failed:
-        out.append(f"PARTLY: {failed} of {len(r1_only)} R1-only runs diverged (the paper: all of them).")
+        out.append(f"PARTLY: {failed}/{len(r1_only)} R1-only runs diverged (the paper: all of them).")
     else:
         out.append(f"NOT REPRODUCED at this scale: none of the {len(r1_only)} R1-only runs diverged within "
-                   f"{images:,} images (the paper's runs failed over 10 M images).")
-    ratio_r1 = finite_mean([(r.get("grad_norm_fake") or 0) / max(r.get("grad_norm_real") or 1e-12, 1e-12)
-                      for r in r1_only if r["status"] == "ok"])
-    ratio_both = finite_mean([(r.get("grad_norm_fake") or 0) / max(r.get("grad_norm_real") or 1e-12, 1e-12)
-                        for r in both if r["status"] == "ok"])
-    if ratio_r1 == ratio_r1 and ratio_both == ratio_both:
-        word = "SUPPORTED" if ratio_r1 > 2 * ratio_both else "NOT SEEN"
-        out.append(f"{word}: at the end of training, D's gradient norm on fakes / on reals is {ratio_r1:.3g} with "
-                   f"R1 only and {ratio_both:.3g} with R1 + R2 (the paper: it explodes with R1 only).")
-    rp, gan = runs_labelled(records, "RpGAN + R1 + R2"), runs_labelled(records, "GAN + R1 + R2")
-    if rp and gan and all(r["status"] == "ok" for r in rp + gan):
-        m_rp, m_gan = finite_mean([r["modes"] for r in rp]), finite_mean([r["modes"] for r in gan])
-        k_rp, k_gan = finite_mean([r["reverse_kl"] for r in rp]), finite_mean([r["reverse_kl"] for r in gan])
-        better = m_rp > m_gan and k_rp < k_gan
-        out.append(f"{'REPRODUCED' if better else 'NOT REPRODUCED'}: RpGAN + R1 + R2 {m_rp:.0f} modes, KL {k_rp:.3f} "
-                   f"vs GAN + R1 + R2 {m_gan:.0f} modes, KL {k_gan:.3f} (the paper: 1000 / 0.0781 vs 693 / 0.9270).")
+                   f"{images:,} images each (the paper's runs failed over 10 M images).")
+    ratio_r1 = [v for v in map(gradient_ratio, r1_only) if v == v]
+    ratio_both = [v for v in map(gradient_ratio, both) if v == v]
+    if ratio_r1 and ratio_both:
+        ok, how = separated(ratio_r1, ratio_both, higher_is_better=True)
+        out.append(f"{'SUPPORTED' if ok else 'NOT SEPARATED at this scale'}: peak ratio of D's gradient norm on fakes "
+                   f"to reals is {mean_sd(ratio_r1)} with R1 only vs {mean_sd(ratio_both)} with R1 + R2 ({how}; "
+                   "the paper: D's gradient on fakes explodes with R1 only).")
     else:
-        out.append("R1 + R2 comparison not possible: a run with both penalties diverged.")
+        out.append("Gradient-norm comparison not possible: no run logged D's gradient norms.")
+    rp = [r for r in runs_labelled(records, "RpGAN + R1 + R2") if r["status"] == "ok"]
+    gan = [r for r in runs_labelled(records, "GAN + R1 + R2") if r["status"] == "ok"]
+    if rp and gan:
+        m_ok, m_how = separated([r["modes"] for r in rp], [r["modes"] for r in gan], higher_is_better=True)
+        k_ok, k_how = separated([r["reverse_kl"] for r in rp], [r["reverse_kl"] for r in gan], higher_is_better=False)
+        word = "REPRODUCED" if m_ok and k_ok else ("PARTLY" if m_ok or k_ok else "NOT SEPARATED at this scale")
+        out.append(f"{word}: RpGAN + R1 + R2 {mean_sd([r['modes'] for r in rp])} modes, KL "
+                   f"{mean_sd([r['reverse_kl'] for r in rp])} vs GAN + R1 + R2 {mean_sd([r['modes'] for r in gan])} "
+                   f"modes, KL {mean_sd([r['reverse_kl'] for r in gan])} (modes: {m_how}; KL: {k_how}; over "
+                   f"{len(rp)} and {len(gan)} seeds; the paper: 1000 / 0.0781 vs 693 / 0.9270).")
+    else:
+        out.append("R1 + R2 comparison not possible: every seed of a variant with both penalties diverged.")
     return out
 
 
 def gather_roadmap(artifacts_dir: str | Path | None, profile: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Run records of config_a .. config_e: from this runner output folder when the chapters ran in `profile`,
-    else from their published full results. Returns the records and, per config, where they came from."""
+    else from their stored results of `profile` (results/<chapter>/<profile>/). Returns the records and, per
+    config, where they came from."""
     records: list[dict[str, Any]] = []
     sources: dict[str, str] = {}
     for config in "ABCDE":
         chapter = f"config_{config.lower()}"
         found = sibling_results(artifacts_dir, chapter)
         if found is not None and found["provenance"]["profile"] == profile:
-            sources[config] = f"this build ({profile} profile, {found['provenance']['device']})"
+            p = found["provenance"]
+            sources[config] = f"{profile} profile, {p['device']}, commit {p['commit']}, {p['date']}"
         else:
-            found = published_results(chapter)
+            found = published_results(chapter, profile)
             if found is None:
-                sources[config] = "missing: run its chapter first"
+                sources[config] = f"missing: run the {chapter} chapter in the {profile} profile first"
                 continue
-            sources[config] = f"published full results ({found['provenance']['device']}, {found['provenance']['date']})"
+            p = found["provenance"]
+            sources[config] = f"stored {profile} results ({p['device']}, commit {p['commit']}, {p['date']})"
         records.extend(found["metrics"]["runs"])
     return records, sources
 
@@ -88,30 +133,34 @@ def roadmap_table(records: list[dict[str, Any]]):
 
 
 def roadmap_verdicts(records: list[dict[str, Any]]) -> list[str]:
-    """What the runs say about Table 2's trend, computed from the data (rank agreement with the paper's FIDs)."""
+    """What the runs say about Table 2's trend, computed from the data: rank agreement of the mean FD-digits with
+    the paper's FIDs, and the paper's two headline steps (E beats A; stripping StyleGAN2 hurts) by
+    SEPARATION_RULE over the seeds."""
     from scipy.stats import spearmanr
 
     from .paper import TABLE2_ROADMAP
 
-    means = {c: finite_mean([r.get("fd_digits") for r in runs_labelled(records, f"Config {c}") if r["status"] == "ok"])
-             for c in TABLE2_ROADMAP}
+    per_seed = {c: [r["fd_digits"] for r in runs_labelled(records, f"Config {c}")
+                    if r["status"] == "ok" and r.get("fd_digits") is not None] for c in TABLE2_ROADMAP}
+    means = {c: finite_mean(v) for c, v in per_seed.items()}
     have = [c for c, v in means.items() if v == v]
     out = []
-    failed = sorted({r["label"] for r in records if r["status"] != "ok"})
-    if failed:
-        out.append(f"Diverged runs: {', '.join(failed)}.")
+    for label in dict.fromkeys(r["label"] for r in records):
+        runs = runs_labelled(records, label)
+        failed = sum(r["status"] != "ok" for r in runs)
+        if failed:
+            out.append(f"{label}: {failed}/{len(runs)} seeds diverged (its means average the other seeds).")
     if len(have) < 3:
         return out + [f"Only {len(have)} config(s) have results; the trend needs at least three."]
     rho, p = spearmanr([TABLE2_ROADMAP[c]["fid"] for c in have], [means[c] for c in have])
-    out.append(f"Rank agreement between the paper's FIDs and our FD-digits over {', '.join(have)}: "
-               f"Spearman rho = {rho:.2f} (p = {p:.2f}; 1 = the same ordering).")
-    if "A" in have and "E" in have:
-        word = "REPRODUCED" if means["E"] < means["A"] else "NOT REPRODUCED"
-        out.append(f"{word}: Config E {'beats' if means['E'] < means['A'] else 'does not beat'} Config A "
-                   f"(FD-digits {means['E']:.4g} vs {means['A']:.4g}; the paper: 7.045 vs 7.516 FID).")
-    if "B" in have and "A" in have:
-        word = "REPRODUCED" if means["B"] > means["A"] else "NOT REPRODUCED"
-        out.append(f"{word}: stripping StyleGAN2 (B) {'hurts' if means['B'] > means['A'] else 'does not hurt'} "
-                   f"(FD-digits {means['B']:.4g} vs A {means['A']:.4g}; the paper: 12.46 vs 7.516).")
+    order = " < ".join(sorted(have, key=lambda c: means[c]))
+    out.append(f"Our order by mean FD-digits (best first): {order}. Rank agreement with the paper's FIDs over "
+               f"{', '.join(have)}: Spearman rho = {rho:.2f} (p = {p:.2f}; 1 = the same ordering).")
+    for better, worse, claim, paper_numbers in (("E", "A", "Config E beats Config A", "7.045 vs 7.516 FID"),
+                                                ("A", "B", "stripping StyleGAN2 (A -> B) hurts", "B 12.46 vs A 7.516")):
+        if better in have and worse in have:
+            ok, how = separated(per_seed[better], per_seed[worse], higher_is_better=False)
+            word = "REPRODUCED" if ok else "NOT SEPARATED at this scale"
+            out.append(f"{word}: {claim}: FD-digits {better} {mean_sd(per_seed[better])} vs {worse} "
+                       f"{mean_sd(per_seed[worse])} ({how}; the paper: {paper_numbers}).")
     return out
-

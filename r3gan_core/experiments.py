@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ from .biggan import truncated_normal
 from .choices import require_positive
 from .data import load_dataset
 from .metrics import evaluate_images
-from .train import TrainConfig, copy_config, dataset_spec, recipe_for, sample_images, train
+from .report import read_json, write_json_atomic
+from .train import LOG_NAME, TrainConfig, copy_config, dataset_spec, read_log, recipe_for, sample_images, train
 
 
 @dataclass
@@ -108,31 +110,42 @@ def evaluation_points(total_images: int, batch: int, evaluations: int) -> list[i
     return points
 
 
+PROGRESS_NAME = "evaluations.json"  # in a run's out_dir: the evaluations made so far, and a diverged run's status
+
+
 def train_and_evaluate(cfg: TrainConfig, label: str, evaluations: int = 1, num_samples: int = 5_000,
                        real_samples: int | None = None, seed: int = 0,
                        eval_options: dict[str, Any] | None = None) -> ExperimentResult:
     """Train `cfg` in `evaluations` segments; after each, score G_ema's samples against the real data.
 
-    cfg.out_dir None = a temporary folder (checkpoints are needed to resume between segments). The cosine
-    schedules run over the whole length (cfg.schedule_images defaults to cfg.total_images here).
-    eval_options go to metrics.evaluate_images (e.g. fewer KID subsets for a smoke run).
+    cfg.out_dir None = a temporary folder (checkpoints are needed to resume between segments). With an out_dir the
+    run resumes where a killed process stopped: evaluations already made are kept in out_dir/evaluations.json and
+    not repeated, and a run that diverged is not trained again. The cosine schedules run over the whole length
+    (cfg.schedule_images defaults to cfg.total_images here). eval_options go to metrics.evaluate_images (e.g.
+    fewer KID subsets for a smoke run).
     """
     recipe = recipe_for(cfg)
     total = int(recipe.total_images)
     points = evaluation_points(total, recipe.batch, evaluations)
     tmp = tempfile.TemporaryDirectory(prefix="r3gan-run-") if cfg.out_dir is None else None
-    out_dir = cfg.out_dir or tmp.name
-    base = copy_config(cfg, out_dir=out_dir, resume="auto",
+    out_dir = Path(cfg.out_dir or tmp.name)
+    base = copy_config(cfg, out_dir=str(out_dir), resume="auto",
                        schedule_images=cfg.schedule_images or total)
     real = load_dataset(dataset_spec(cfg), max_items=cfg.max_items, seed=cfg.seed).images
     stacked = real.shape[1] == 3
-    evals: list[dict[str, Any]] = []
-    wall, eval_time, result, grid = 0.0, 0.0, None, None
+    progress = read_json(out_dir / PROGRESS_NAME) if (out_dir / PROGRESS_NAME).is_file() else {}
+    evals: list[dict[str, Any]] = [e for e in progress.get("evaluations", []) if e["images_seen"] in points]
+    wall, eval_time = float(progress.get("wall_time", 0.0)), float(progress.get("eval_time", 0.0))
+    result, grid = None, None
     try:
         for point in points:
+            if progress.get("status") == "diverged" or any(e["images_seen"] == point for e in evals[:-1]):
+                continue  # made before this process started (the last one is remade: it gives the grid)
             result = train(copy_config(base, total_images=point))
             wall += result.wall_time
             if result.status != "ok":
+                progress.update(status=result.status, message=result.message, images_seen=result.images_seen,
+                                steps=result.steps)
                 break
             t0 = time.perf_counter()
             with torch_threads(cfg.threads):
@@ -141,12 +154,21 @@ def train_and_evaluate(cfg: TrainConfig, label: str, evaluations: int = 1, num_s
                 scores = evaluate_images(real, fake, stacked=stacked, num_samples=real_samples or num_samples,
                                          seed=seed, **(eval_options or {}))
             eval_time += time.perf_counter() - t0
+            evals = [e for e in evals if e["images_seen"] != result.images_seen]
             evals.append({"images_seen": result.images_seen, **scores})
             grid = fake[:64]  # the same seeded latents at every evaluation: a fixed-noise grid
+            progress.update(evaluations=evals, wall_time=wall, eval_time=eval_time)
+            if tmp is None:
+                write_json_atomic(out_dir / PROGRESS_NAME, progress)
+        if result is None:  # a run that diverged in an earlier process: what it logged, not trained again
+            result = SimpleNamespace(status=progress["status"], message=progress["message"],
+                                     images_seen=progress["images_seen"], steps=progress["steps"],
+                                     records=read_log(out_dir / LOG_NAME), spectral=[], checkpoint_path=None)
+        if tmp is None:
+            write_json_atomic(out_dir / PROGRESS_NAME, {**progress, "wall_time": wall, "eval_time": eval_time})
     finally:
         if tmp is not None:
             tmp.cleanup()
-    assert result is not None
     return ExperimentResult(
         label=label, status=result.status, message=result.message, images_seen=result.images_seen,
         steps=result.steps, wall_time=wall, eval_time=eval_time,
@@ -157,7 +179,9 @@ def train_and_evaluate(cfg: TrainConfig, label: str, evaluations: int = 1, num_s
         settings={"config": cfg.config, "preset": cfg.preset, "dataset": dataset_spec(cfg), "batch": recipe.batch,
                   "total_images": total, "loss": recipe.loss, "penalty": recipe.penalty,
                   "gamma": [recipe.gamma.base, recipe.gamma.final], "lr": [recipe.lr.base, recipe.lr.final],
-                  "evaluations": evaluations, "num_samples": num_samples},
+                  "evaluations": evaluations, "num_samples": num_samples, "max_items": cfg.max_items,
+                  "network": cfg.network, "conditional": cfg.conditional, "blowup": cfg.blowup,
+                  "eval": eval_options or {}, "real_samples": real_samples},
     )
 
 
@@ -169,47 +193,76 @@ RECORD_FIELDS = ("images_seen", "d_loss", "g_loss", "r1", "r2", "grad_norm_real"
                  "real_logits", "fake_logits", "lr", "gamma", "images_per_second")
 
 
-def run_record(run: ExperimentResult, **extra: Any) -> dict[str, Any]:
+def run_record(result: ExperimentResult, **extra: Any) -> dict[str, Any]:
     """A JSON-able record of a run: summary, evaluations, the log's key fields and spectra (no tensors)."""
-    records = [{k: r.get(k) for k in RECORD_FIELDS if k in r} for r in run.records]
-    return {**run.summary(), **extra, "message": run.message, "settings": run.settings,
-            "eval_time_s": round(run.eval_time, 2), "evaluations": run.evaluations, "records": records,
-            "spectral": run.spectral}
+    records = [{k: r.get(k) for k in RECORD_FIELDS if k in r} for r in result.records]
+    return {**result.summary(), **extra, "message": result.message, "settings": result.settings,
+            "eval_time_s": round(result.eval_time, 2), "evaluations": result.evaluations, "records": records,
+            "spectral": result.spectral}
+
+
+def run_name(label: str, seed: int) -> str:
+    """The folder and file stem of one run: the label as a slug, then the seed ("rpgan_r1_r2_s0")."""
+    slug = "".join(ch if ch.isalnum() else "_" for ch in label).lower()
+    return "_".join(part for part in slug.split("_") if part) + f"_s{seed}"
+
+
+def _run_job(job: tuple[TrainConfig, str, int, int, int, dict[str, Any] | None]) -> ExperimentResult:
+    """One (config, label, seed) of run_variants; module level so that worker processes can import it."""
+    cfg, label, seed, evaluations, num_samples, eval_options = job
+    return train_and_evaluate(cfg, label=label, evaluations=evaluations, num_samples=num_samples, seed=seed,
+                              eval_options=eval_options)
 
 
 def run_variants(base: TrainConfig, variants: dict[str, dict[str, Any]], seeds: list[int] | tuple[int, ...] = (0,),
-                 evaluations: int = 1, num_samples: int = 5_000, eval_options: dict[str, Any] | None = None
+                 evaluations: int = 1, num_samples: int = 5_000, eval_options: dict[str, Any] | None = None,
+                 runs_dir: str | Path | None = None, workers: int = 1,
                  ) -> tuple[list[dict[str, Any]], dict[str, Tensor | None]]:
     """Train and evaluate `base` changed by each variant's overrides, for every seed.
 
-    Returns the run records (one per variant and seed, with `label` and `seed`) and, per label, the sample grid
-    of its first seed (None where that run diverged before producing samples).
+    runs_dir: each run trains in runs_dir/<run_name(label, seed)>/ and resumes there when the chapter is run again
+    after a kill (None = temporary folders). workers > 1 trains that many runs side by side in worker processes
+    (give each one thread: `base.threads = 1`; measured here, two one-thread runs beat one two-thread run).
+    Returns the run records (one per variant and seed, with `label`, `seed` and `run`) and, per label, the sample
+    grid of its first seed (None where that run diverged before producing samples).
     """
     from tqdm.auto import tqdm
 
+    require_positive("workers", workers)
+    jobs = []
+    for label, overrides in variants.items():
+        for seed in seeds:
+            out_dir = str(Path(runs_dir) / run_name(label, seed)) if runs_dir is not None else None
+            cfg = copy_config(base, seed=seed, out_dir=out_dir, **overrides)
+            jobs.append((cfg, label, seed, evaluations, num_samples, eval_options))
+    if workers == 1:
+        results = [_run_job(job) for job in tqdm(jobs, desc="runs", leave=False)]
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(tqdm(pool.map(_run_job, jobs), total=len(jobs), desc="runs", leave=False))
     records: list[dict[str, Any]] = []
     grids: dict[str, Tensor | None] = {}
-    jobs = [(label, overrides, seed) for label, overrides in variants.items() for seed in seeds]
-    for label, overrides, seed in tqdm(jobs, desc="runs", leave=False):
-        cfg = copy_config(base, seed=seed, **overrides)
-        run = train_and_evaluate(cfg, label=label, evaluations=evaluations, num_samples=num_samples, seed=seed,
-                                 eval_options=eval_options)
-        records.append(run_record(run, seed=seed))
+    for (_, label, seed, *_), run in zip(jobs, results):
+        records.append(run_record(run, seed=seed, run=run_name(label, seed)))
         if label not in grids:
             grids[label] = run.samples if run.status == "ok" else None
     return records, grids
 
 
 def summary_table(records: list[dict[str, Any]], columns: tuple[str, ...]):
-    """Mean and spread over seeds per label, as a DataFrame; a label with any diverged seed reads 'fail'."""
+    """Mean ± sd over the seeds that did not fail, per label, as a DataFrame. `failed` reads "k/n" (seeds that
+    diverged by the trainer's rule), `mean over` how many seeds the other columns average; 'fail' where all did."""
     import pandas as pd
 
     df = pd.DataFrame([{k: r.get(k) for k in ("label", "seed", "status", *columns)} for r in records])
     rows = []
     for label, group in df.groupby("label", sort=False):
-        row: dict[str, Any] = {"label": label, "seeds": len(group),
-                               "failed": int((group["status"] != "ok").sum())}
         ok = group[group["status"] == "ok"]
+        row: dict[str, Any] = {"label": label, "failed": f"{len(group) - len(ok)}/{len(group)}",
+                               "mean over": f"{len(ok)} seed{'s' if len(ok) != 1 else ''}"}
         for c in columns:
             vals = pd.to_numeric(ok[c], errors="coerce").dropna()
             row[c] = "fail" if vals.empty else (f"{vals.mean():.4g}" if len(vals) == 1
@@ -248,15 +301,14 @@ def base_config(config: str, settings: dict[str, Any], **changes: Any) -> TrainC
     total = settings["total_images"]
     cfg = TrainConfig(config=config, preset=settings["preset"], batch=settings["batch"], total_images=total,
                       max_items=settings.get("max_items"), progress=False,
-                      log_every=max(settings["batch"], total // 20), threads=settings.get("threads"))
+                      log_every=max(settings["batch"], total // 20), threads=settings.get("threads"),
+                      blowup=settings.get("blowup"))
     return copy_config(cfg, **changes)
 
 
-def roadmap_step(config: str, settings: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Tensor | None]]:
+def roadmap_step(config: str, settings: dict[str, Any], runs_dir: str | Path | None = None
+                 ) -> tuple[list[dict[str, Any]], dict[str, Tensor | None]]:
     """Train roadmap config `config` with its own recipe under a chapter's settings, every seed, evaluated."""
     return run_variants(base_config(config, settings), {f"Config {config}": {}}, seeds=settings["seeds"],
                         evaluations=settings["evaluations"], num_samples=settings["num_samples"],
-                        eval_options=settings.get("eval"))
-
-
-
+                        eval_options=settings.get("eval"), runs_dir=runs_dir, workers=settings.get("workers", 1))

@@ -14,6 +14,8 @@ Every function returns a per-sample tensor of shape [N]; average it yourself.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -173,3 +175,27 @@ def generator_objective(
         real_logits = discriminator(real.detach(), **kwargs).reshape(-1)
     g = generator_loss(loss, fake_logits, real_logits)
     return g, {"g_loss": g.mean().item()}
+
+
+# The divergence rule of every chapter (2D toys and image runs): "fail" in the paper's tables, applied per run.
+HEALTH_KEYS = ("d_loss", "g_loss", "grad_norm_real", "grad_norm_fake", "real_logits", "fake_logits")
+
+
+def divergence_reason(stats: dict[str, float], blowup: float) -> str:
+    """'' while a step or log record looks healthy, else why not: a non-finite statistic, or a loss, a gradient
+    norm or the gap between the mean real and fake logits above `blowup` in magnitude. Statistics that were not
+    measured (absent keys) are skipped.
+
+    The logits themselves are not bounded: the RpGAN loss ignores a constant added to D, so they may drift.
+    """
+    present = {k: float(stats[k]) for k in HEALTH_KEYS if stats.get(k) is not None}
+    for key, value in present.items():
+        if not math.isfinite(value):
+            return f"{key} is {value}"
+    bounded = {k: present[k] for k in ("d_loss", "g_loss", "grad_norm_real", "grad_norm_fake") if k in present}
+    if "real_logits" in present and "fake_logits" in present:
+        bounded["logit gap"] = present["real_logits"] - present["fake_logits"]
+    for key, value in bounded.items():
+        if abs(value) > blowup:
+            return f"|{key}| = {abs(value):.3g} exceeds {blowup:g}"
+    return ""

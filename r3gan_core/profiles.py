@@ -1,8 +1,12 @@
-"""The one profiles table: every chapter's `smoke`, `full` and (where it applies) `paper` settings.
+"""The one profiles table: every chapter's `smoke`, `cpu`, `gpu` and (where it applies) `paper` settings.
 
-* smoke: CPU, CI, fast. Its numbers only show that the code paths run; chapters never present them as findings.
-* full:  one GPU, minutes (for the convergence chapters a CPU is enough, and the book shows this profile).
-* paper: the paper's schedule for the preset, documented as commands; never run in CI.
+* smoke: CPU, CI, seconds per chapter. Its numbers only show that the code paths run; never findings.
+* cpu:   the findings tier, sized by measurement for the project's 2-core CPU (at most 75 minutes a chapter):
+         what the published book shows. Image chapters train two one-thread runs side by side (`workers`) in
+         resumable run folders; `ci/run_chapters.py --profile cpu --only NAME --publish` stores them under
+         results/<chapter>/cpu/, and the book renders those stored results without retraining.
+* gpu:   one GPU, larger scale (run when a GPU is lent; sizes are estimates until a GPU run measures them).
+* paper: the paper's schedule for the preset, documented as commands; never run here.
 
 Chapters read their settings with `chapter_settings(chapter, profile)`; `ci/run_chapters.py` reads
 `CHAPTERS` for the order and `book_profile` for which profile the book build executes.
@@ -15,7 +19,12 @@ from typing import Any
 
 from .choices import require_choice
 
-PROFILES = ("smoke", "full", "paper")
+PROFILES = ("smoke", "cpu", "gpu", "paper")
+BOOK_PROFILE = "cpu"  # what the published book shows for every chapter
+
+# The divergence rule of the image chapters, the 2D toys' rule (losses.divergence_reason): a run "fails" when a
+# value goes non-finite or a loss, a mean input-gradient norm of D or the logit gap exceeds this.
+BLOWUP = 1e4
 
 # Evaluation settings of smoke runs (r3gan_core.metrics.evaluate_images): fewer KID subsets and P/R samples.
 SMOKE_EVAL = {"pr_samples": 1_000, "kid_subsets": 10, "kid_subset_size": 500}
@@ -25,8 +34,11 @@ ROADMAP: dict[str, dict[str, Any]] = {
     # smoke: a few steps per config on a CPU; threads=1 keeps torch from oversubscribing a shared machine.
     "smoke": {"preset": "stacked8", "batch": 32, "total_images": 512, "seeds": [0], "evaluations": 2,
               "num_samples": 1_000, "max_items": 5_000, "eval": SMOKE_EVAL, "threads": 1},
-    # full: one GPU, about 10 minutes per config (an estimate until a GPU run measures it): 2 M images x 2 seeds.
-    "full": {"preset": "stacked16", "batch": 256, "total_images": 2_000_000, "seeds": [0, 1], "evaluations": 5,
+    # cpu: the findings tier on 2 cores: 3 seeds per config, two one-thread runs side by side (sized by a pilot).
+    "cpu": {"preset": "stacked8", "batch": 64, "total_images": 64_000, "seeds": [0, 1, 2], "evaluations": 4,
+            "num_samples": 10_000, "max_items": 50_000, "eval": {}, "threads": 1, "workers": 2, "blowup": BLOWUP},
+    # gpu: one GPU, about 10 minutes per config (an estimate until a GPU run measures it): 2 M images x 2 seeds.
+    "gpu": {"preset": "stacked16", "batch": 256, "total_images": 2_000_000, "seeds": [0, 1], "evaluations": 5,
              "num_samples": 26_000, "max_items": 50_000, "eval": {}, "threads": None},
     # paper: FFHQ-256, 5 M real images per config (Table 2) - needs an image folder and days of GPU time:
     #   r3gan train --config E --preset ffhq256 --dataset folder:/data/ffhq256 --total-images 5000000
@@ -34,61 +46,58 @@ ROADMAP: dict[str, dict[str, Any]] = {
               "num_samples": 50_000, "max_items": None, "eval": {}, "threads": None},
 }
 
-# Order of the book. `book` says which profile the book build executes on a machine without a GPU:
-# "full" for chapters cheap enough for a CPU, "smoke" for the rest (their published full results, when
-# stored under results/<chapter>/, are shown beside).
+# Order of the book. The book build executes every chapter in BOOK_PROFILE; image chapters then render their
+# stored results (results/<chapter>/cpu/) instead of training, unless a reader passes retrain=True.
 CHAPTERS: dict[str, dict[str, Any]] = {
     "dirac_gan": {
         "title": "Dirac-GAN: why GANs cycle and how R1/R2 damp them",
-        "book": "full",
         # steps/h/start are the paper's demonstration (500 steps of h = 0.2 from (1, 1)), cheap even in smoke;
         # grid = quiver arrows per axis, gamma_points = the eigenvalue sweep over [0, 3], h_points = step sizes.
         "smoke": {"steps": 500, "h": 0.2, "start": [1.0, 1.0], "gamma": 1.0, "grid": 9, "gamma_points": 31,
                   "h_points": 30},
-        "full": {"steps": 500, "h": 0.2, "start": [1.0, 1.0], "gamma": 1.0, "grid": 17, "gamma_points": 121,
+        "cpu": {"steps": 500, "h": 0.2, "start": [1.0, 1.0], "gamma": 1.0, "grid": 17, "gamma_points": 121,
                  "h_points": 150},
     },
     "toy_2d": {
         "title": "2D toys: GAN and RpGAN with R1, R2 on mixtures",
-        "book": "full",
         # Both datasets x {gan, rpgan} x {none, r1, r2, r1+r2} per seed. MLPs width 64, depth 3, z_dim 2 (ToyConfig);
-        # lr cosine lr -> lr_final; gamma on (gamma/2)(R1 + R2). full: 32 runs, about 3.5 min on one free CPU core.
+        # lr cosine lr -> lr_final; gamma on (gamma/2)(R1 + R2). cpu: 32 runs, about 3.5 min on one free CPU core.
         "smoke": {"steps": 100, "batch": 128, "samples": 2500, "datasets": ["ring", "grid"], "seeds": [0],
                   "gamma": 0.1, "lr": 3e-3, "lr_final": 1e-5, "log_every": 5},
-        "full": {"steps": 2000, "batch": 256, "samples": 2500, "datasets": ["ring", "grid"], "seeds": [0, 1],
+        "cpu": {"steps": 2000, "batch": 256, "samples": 2500, "datasets": ["ring", "grid"], "seeds": [0, 1],
                  "gamma": 0.1, "lr": 3e-3, "lr_final": 1e-5, "log_every": 10},
     },
     "anatomy": {
         "title": "Anatomy of the roadmap: configs A-E",
-        "book": "full",
         # preset: the small networks whose layers are listed; blocks_per_stage / batch: the variance-through-depth
         # measurement (forward passes only; FFHQ-256 counts are built on the meta device in every profile).
         "smoke": {"preset": "digits16", "blocks_per_stage": 2, "batch": 8},
-        "full": {"preset": "digits16", "blocks_per_stage": 4, "batch": 8},
+        "cpu": {"preset": "digits16", "blocks_per_stage": 4, "batch": 8},
     },
     "mode_coverage": {
         "title": "Mode coverage on stacked digits (Table 1)",
-        "book": "gpu",
         # smoke: a few hundred images per run; the numbers only show that every code path runs.
         "smoke": {"preset": "stacked8", "batch": 32, "total_images": 1_024, "seeds": [0], "evaluations": 2,
                   "num_samples": 1_000, "max_items": 5_000, "eval": SMOKE_EVAL, "threads": 1},
-        # full: sized for one GPU in about 10 minutes (12 runs); an estimate until a GPU run measures it.
-        "full": {"preset": "stacked16", "batch": 256, "total_images": 400_000, "seeds": [0, 1, 2],
+        # cpu: the findings tier on 2 cores: 12 runs (4 losses x 3 seeds), two one-thread runs side by side.
+        "cpu": {"preset": "stacked8", "batch": 64, "total_images": 128_000, "seeds": [0, 1, 2], "evaluations": 4,
+                "num_samples": 10_000, "max_items": 50_000, "eval": {}, "threads": 1, "workers": 2, "blowup": BLOWUP},
+        # gpu: sized for one GPU in about 10 minutes (12 runs); an estimate until a GPU run measures it.
+        "gpu": {"preset": "stacked16", "batch": 256, "total_images": 400_000, "seeds": [0, 1, 2],
                  "evaluations": 5, "num_samples": 26_000, "max_items": 50_000, "eval": {}, "threads": None},
         # paper: StackedMNIST at 32x32, 10 Mimg, batch 512, lr 2e-4, gamma 1 -> 0.1 (documented, never run here).
         "paper": {"preset": "stackedmnist", "batch": 512, "total_images": 10_000_000, "seeds": [0, 1, 2],
                   "evaluations": 10, "num_samples": 26_000, "max_items": None, "eval": {}, "threads": None},
     },
-    "config_a": {"title": "Config A: StyleGAN2", "book": "gpu", **ROADMAP},
-    "config_b": {"title": "Config B: StyleGAN2 stripped bare", "book": "gpu", **ROADMAP},
-    "config_c": {"title": "Config C: a well-behaved loss", "book": "gpu", **ROADMAP},
-    "config_d": {"title": "Config D: ResNet-ify", "book": "gpu", **ROADMAP},
-    "config_e": {"title": "Config E: ResNeXt-ify and the inverted bottleneck", "book": "gpu", **ROADMAP},
+    "config_a": {"title": "Config A: StyleGAN2", **ROADMAP},
+    "config_b": {"title": "Config B: StyleGAN2 stripped bare", **ROADMAP},
+    "config_c": {"title": "Config C: a well-behaved loss", **ROADMAP},
+    "config_d": {"title": "Config D: ResNet-ify", **ROADMAP},
+    "config_e": {"title": "Config E: ResNeXt-ify and the inverted bottleneck", **ROADMAP},
     # The roadmap chapter trains nothing: it gathers the five config chapters' results.
-    "roadmap": {"title": "The roadmap in one table (Table 2)", "book": "gpu", **ROADMAP},
+    "roadmap": {"title": "The roadmap in one table (Table 2)", **ROADMAP},
     "biggan": {
         "title": "BigGAN's lessons: truncation, spectra, orthogonal regularisation",
-        "book": "gpu",
         # Runs: RpGAN + R1 + R2 (the recipe), the same + orthogonal regularisation (ortho_beta), RpGAN + R1 only,
         # and R1 + R2 at each constant gamma in `gammas`; spectra of every weight every `spectral_every` images.
         # thresholds: the truncation sweep (plus no truncation); grid_count: samples per threshold in the grids.
@@ -98,10 +107,10 @@ CHAPTERS: dict[str, dict[str, Any]] = {
                   "num_samples": 1_000, "max_items": 5_000, "eval": SMOKE_EVAL, "threads": 1,
                   "spectral_every": 64, "spectral_iters": 10, "thresholds": [0.25, 0.5, 1.0, 1.5],
                   "ortho_beta": 1e-4, "gammas": [0.1, 1.0, 10.0], "grid_count": 16},
-        # full: one GPU, about 10 minutes: 8 runs of 300k images (2.4 M in all, half the mode-coverage chapter's
+        # gpu: one GPU, about 10 minutes: 8 runs of 300k images (2.4 M in all, half the mode-coverage chapter's
         # 12 x 400k) plus 16 run evaluations and 14 truncation points of 10k samples each. An ESTIMATE scaled from
         # that chapter's own estimate, not measured: no GPU run has timed it yet.
-        "full": {"preset": "stacked16", "batch": 256, "total_images": 300_000, "seeds": [0], "evaluations": 2,
+        "gpu": {"preset": "stacked16", "batch": 256, "total_images": 300_000, "seeds": [0], "evaluations": 2,
                  "num_samples": 10_000, "max_items": 50_000, "eval": {}, "threads": None,
                  "spectral_every": 10_000, "spectral_iters": 20, "thresholds": [0.25, 0.5, 0.75, 1.0, 1.5, 2.0],
                  "ortho_beta": 1e-4, "gammas": [0.01, 0.1, 1.0, 10.0, 100.0], "grid_count": 16},
@@ -126,10 +135,6 @@ def chapter_settings(chapter: str, profile: str) -> dict[str, Any]:
     return copy.deepcopy(CHAPTERS[chapter][profile])
 
 
-def book_profile(chapter: str, have_gpu: bool) -> str:
-    """The profile the book build executes for `chapter`: 'full' where it is CPU-cheap or a GPU is present."""
-    require_choice("chapter", chapter, CHAPTERS)
-    mode = CHAPTERS[chapter]["book"]
-    if mode == "full" or (mode == "gpu" and have_gpu):
-        return "full"
-    return "smoke"
+def book_profile(chapter: str) -> str:
+    """The profile the book build executes for `chapter` (BOOK_PROFILE where the chapter defines it, else smoke)."""
+    return BOOK_PROFILE if BOOK_PROFILE in chapter_profiles(chapter) else "smoke"

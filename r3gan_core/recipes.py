@@ -124,14 +124,17 @@ class Recipe:
         return cls(**d)
 
 
-def _stylegan2_recipe(preset: str, p: PresetSchedule) -> Recipe:
-    """Config A: StyleGAN2-ADA's settings (Karras et al. 2020, its `paper256`, `cifar` and `auto` configs)."""
+def _stylegan2_recipe(preset: str, p: PresetSchedule, batch: int | None = None) -> Recipe:
+    """Config A: StyleGAN2-ADA's settings (Karras et al. 2020, its `paper256`, `cifar` and `auto` configs).
+
+    The `auto` rule's gamma and EMA depend on the batch: they follow `batch`, the batch the run uses (None = 64).
+    """
     if preset == "ffhq256":  # paper256: batch 64, lr 0.0025, gamma 1, EMA 20 kimg, no ramp-up
         batch, lr, gamma, half_life, rampup, note = 64, 2.5e-3, 1.0, 20_000.0, None, "StyleGAN2-ADA paper256"
     elif preset == "cifar10":  # cifar: batch 64, lr 0.0025, gamma 0.01, EMA 500 kimg, ramp-up 0.05
         batch, lr, gamma, half_life, rampup, note = 64, 2.5e-3, 0.01, 500_000.0, 0.05, "StyleGAN2-ADA cifar"
     else:  # auto: gamma = 0.0002 res^2 / batch, EMA = batch * 10 / 32 kimg, ramp-up 0.05
-        batch = 64
+        batch = batch or 64
         lr, gamma = 2.5e-3, 2e-4 * p.resolution**2 / batch
         half_life, rampup, note = batch * 10 / 32 * 1000, 0.05, "StyleGAN2-ADA 'auto' rule (ours to apply it here)"
     return Recipe(
@@ -188,7 +191,8 @@ def make_recipe(config: str, preset: str, *, schedule_images: int | None = None,
     require_choice("config", config, CONFIGS)
     require_choice("preset", preset, PRESETS)
     p = PRESETS[preset]
-    recipe = _stylegan2_recipe(preset, p) if config == "A" else _r3gan_recipe(config, preset, p)
+    batch = overrides.get("batch")
+    recipe = _stylegan2_recipe(preset, p, batch) if config == "A" else _r3gan_recipe(config, preset, p)
     if schedule_images is not None:
         require_positive("schedule_images", schedule_images)
         recipe = dataclasses.replace(recipe, **{

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .choices import require_choice, require_positive
-from .losses import LOSSES, PENALTIES, discriminator_objective, generator_objective
+from .losses import LOSSES, PENALTIES, discriminator_objective, divergence_reason, generator_objective
 
 DATASETS = ("ring", "grid")
 STATUSES = ("ok", "fail")
@@ -267,23 +267,6 @@ def cosine_schedule(base: float, final: float, t: float, total: float) -> float:
     """The value of a cosine ramp from `base` (t = 0) to `final` (t >= total), held after `total`."""
     frac = min(max(t / total, 0.0), 1.0) if total > 0 else 1.0
     return base + (final - base) * (1 - math.cos(math.pi * frac)) / 2
-
-
-def divergence_reason(stats: dict[str, float], blowup: float) -> str:
-    """'' while a step looks healthy, else why not: a non-finite statistic, or a loss, a gradient norm or
-    the gap between the mean real and fake logits above `blowup` in magnitude.
-
-    The logits themselves are not bounded: the RpGAN loss ignores a constant added to D, so they may drift.
-    """
-    for key in ("d_loss", "g_loss", "grad_norm_real", "grad_norm_fake", "real_logits", "fake_logits"):
-        if not math.isfinite(stats[key]):
-            return f"{key} is {stats[key]}"
-    bounded = {"d_loss": stats["d_loss"], "g_loss": stats["g_loss"], "grad_norm_real": stats["grad_norm_real"],
-               "grad_norm_fake": stats["grad_norm_fake"], "logit gap": stats["real_logits"] - stats["fake_logits"]}
-    for key, value in bounded.items():
-        if abs(value) > blowup:
-            return f"|{key}| = {abs(value):.3g} exceeds {blowup:g}"
-    return ""
 
 
 def params_finite(*modules: nn.Module) -> bool:

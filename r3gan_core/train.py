@@ -53,7 +53,7 @@ from . import checkpoint as ckpt_io
 from . import distributed as dist_utils
 from .choices import require_choice, require_positive
 from .ema import make_ema, update_ema
-from .losses import discriminator_objective, generator_objective
+from .losses import discriminator_objective, divergence_reason, generator_objective
 from .recipes import PRESETS, Recipe, make_recipe
 from .report import atomic_open, device_description, git_commit, jsonable, write_json_atomic
 from .schedules import ema_beta, ema_half_life
@@ -92,6 +92,9 @@ class TrainConfig:
     style_mixing: float | None = None  # probability; 0 = off
     ema: bool = True  # False: G_ema is a plain copy of G
     ortho_beta: float | None = None  # None = off; BigGAN's 1e-4 adds orthogonal_penalty_total(G) to G's loss
+    # Divergence rule beyond non-finite values (losses.divergence_reason, the 2D toys' rule): a log record whose
+    # loss, mean input-gradient norm of D or logit gap exceeds `blowup` stops the run as "diverged". None = off.
+    blowup: float | None = None
     # Reproducibility and output
     seed: int = 0
     out_dir: str | None = None  # None = write nothing
@@ -577,8 +580,14 @@ def _train(cfg: TrainConfig, env: dist_utils.DistEnv) -> TrainResult:
             if is_main and log_path is not None:
                 with open(log_path, "a") as f:
                     f.write(json.dumps(jsonable(rec)) + "\n")
-            bar.set_postfix(d=f"{rec['d_loss']:.3f}", g=f"{rec['g_loss']:.3f}", r1=f"{rec['r1']:.3g}")
+            bar.set_postfix(d=f"{rec['d_loss']:.3f}", g=f"{rec['g_loss']:.3f}", r1=f"{rec.get('r1', 0):.3g}")
             acc, interval_t0, interval_images = {}, now, images_seen
+            blown = divergence_reason(rec, cfg.blowup) if cfg.blowup else ""
+            if blown:
+                status = "diverged"
+                message = (f"[r3gan] training diverged by the blow-up rule at {images_seen:,} images: {blown}; "
+                           f"the last good checkpoint is {last_good}.")
+                break
         if crossed(cfg.sample_every, before, images_seen) or (done and cfg.sample_every):
             take_samples()
         if crossed(cfg.spectral_every, before, images_seen) or (done and cfg.spectral_every):

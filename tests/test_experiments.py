@@ -55,29 +55,42 @@ def test_generate_images_is_seeded_and_truncation_bounds_latents():
 
 def _record(label, status="ok", modes=None, kl=None, fd=None, real=1.0, fake=1.0, seed=0):
     return {"label": label, "status": status, "seed": seed, "modes": modes, "reverse_kl": kl, "fd_digits": fd,
-            "grad_norm_real": real, "grad_norm_fake": fake, "images_seen": 1000, "steps": 10}
+            "grad_norm_real": real, "grad_norm_fake": fake, "images_seen": 1000, "steps": 10,
+            "records": [{"grad_norm_real": real, "grad_norm_fake": fake / 2}, {"grad_norm_real": real,
+                                                                              "grad_norm_fake": fake}]}
 
 
 def test_table1_verdicts_follow_the_data():
-    paper_like = [_record("GAN + R1", "diverged"), _record("RpGAN + R1", "diverged"),
+    paper_like = [_record("GAN + R1", "diverged", fake=80.0), _record("RpGAN + R1", "diverged", fake=90.0),
                   _record("GAN + R1 + R2", modes=693, kl=0.93), _record("RpGAN + R1 + R2", modes=1000, kl=0.08)]
-    text = " ".join(comparisons.table1_verdicts(paper_like))
-    assert "REPRODUCED: every R1-only run diverged (2/2)" in text
-    assert "REPRODUCED: RpGAN + R1 + R2 1000 modes" in text
+    lines = comparisons.table1_verdicts(paper_like)
+    assert len(lines) == 3  # the gradient verdict uses the diverged runs' records up to the divergence
+    assert lines[0].startswith("REPRODUCED: every R1-only run diverged (2/2)")
+    assert lines[1].startswith("SUPPORTED") and "85 ± 7.1 with R1 only" in lines[1]
+    assert lines[2].startswith("REPRODUCED: RpGAN + R1 + R2 1000 modes")
     opposite = [_record("GAN + R1", fake=1.0), _record("RpGAN + R1", fake=1.0),
                 _record("GAN + R1 + R2", modes=900, kl=0.2), _record("RpGAN + R1 + R2", modes=800, kl=0.5)]
     lines = comparisons.table1_verdicts(opposite)
-    assert lines[0].startswith("NOT REPRODUCED") and lines[1].startswith("NOT SEEN") and lines[2].startswith("NOT REPRODUCED")
+    assert lines[0].startswith("NOT REPRODUCED") and lines[1].startswith("NOT SEPARATED")
+    assert lines[2].startswith("NOT SEPARATED")
     exploding = [_record("GAN + R1", fake=50.0), _record("RpGAN + R1", fake=50.0),
                  _record("GAN + R1 + R2", modes=1, kl=1), _record("RpGAN + R1 + R2", modes=2, kl=0.5)]
     assert comparisons.table1_verdicts(exploding)[1].startswith("SUPPORTED")
 
 
+def test_separation_rule_needs_every_seed_or_welch():
+    assert comparisons.separated([5, 6, 7], [1, 2, 3], higher_is_better=True)[0]
+    assert comparisons.separated([1, 2, 3], [5, 6, 7], higher_is_better=False)[0]
+    overlap, how = comparisons.separated([1, 5, 9], [2, 4, 8], higher_is_better=True)
+    assert not overlap and how.startswith("Welch p =")
+    assert not comparisons.separated([5], [4, 6], higher_is_better=True)[0]
+
+
 def test_summary_table_marks_fail_and_averages_seeds():
     records = [_record("x", modes=10, seed=0), _record("x", modes=20, seed=1), _record("y", "diverged")]
     table = experiments.summary_table(records, ("modes",))
-    assert table.loc["x", "modes"].startswith("15 ±") and table.loc["x", "seeds"] == 2
-    assert table.loc["y", "modes"] == "fail" and table.loc["y", "failed"] == 1
+    assert table.loc["x", "modes"].startswith("15 ±") and table.loc["x", "mean over"] == "2 seeds"
+    assert table.loc["y", "modes"] == "fail" and table.loc["y", "failed"] == "1/1"
 
 
 def test_roadmap_verdicts_rank_agreement():

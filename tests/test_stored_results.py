@@ -1,0 +1,87 @@
+"""The published findings under results/ re-derived from their stored weights, and checked against the profiles table.
+
+Every number the book shows for an image chapter comes from results/<chapter>/<profile>/metrics.json. Here each
+stored run's final EMA generator is loaded, its evaluation samples are drawn again from the stored seed, the
+headline metrics are computed again, and they must equal the stored values within the tolerances below. So a
+number in the book cannot drift from its weights, and results made under other settings fail as stale.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from r3gan_core import chapter
+from r3gan_core.profiles import CHAPTERS, chapter_profiles, chapter_settings
+
+# Tolerances of the re-derivation: the same weights, seeds and code on another machine or thread count may round
+# convolutions differently, which can move a borderline sample to another class.
+MODES_TOLERANCE = 3  # modes out of 1000
+RELATIVE_TOLERANCE = 1e-3  # FD-digits, reverse KL, precision / recall, KID
+HEADLINE = ("modes", "modes_confident", "reverse_kl", "reverse_kl_confident", "fd_digits", "kid_digits",
+            "precision_digits", "recall_digits")
+
+
+def _stored() -> list[tuple[str, str, dict]]:
+    found = []
+    for name in CHAPTERS:
+        for profile in chapter.TRAINED_PROFILES:
+            record = chapter.published_results(name, profile)
+            if record is not None:
+                found.append((name, profile, record))
+    return found
+
+
+STORED = _stored()
+RUNS = [pytest.param(name, profile, run, id=f"{name}-{profile}-{run['run']}")
+        for name, profile, record in STORED for run in record["metrics"]["runs"] if run["status"] == "ok"]
+
+
+def test_the_image_chapters_have_stored_cpu_results():
+    """The book shows findings: every chapter that trains images in a cpu profile has them stored."""
+    expected = {n for n in CHAPTERS if "cpu" in chapter_profiles(n) and "gpu" in chapter_profiles(n)} - {"roadmap"}
+    stored = {name for name, profile, _ in STORED if profile == "cpu"}
+    assert expected <= stored, f"no stored cpu results for {sorted(expected - stored)}"
+
+
+@pytest.mark.parametrize("name, profile, record", [pytest.param(*s, id=f"{s[0]}-{s[1]}") for s in STORED])
+def test_stored_results_match_the_profiles_table(name, profile, record):
+    """Stale results (made under settings the profiles table no longer has) fail here."""
+    settings = chapter_settings(name, profile)
+    assert chapter.stale_settings(record, settings) == []
+    assert record["provenance"]["profile"] == profile and record["provenance"]["chapter"] == name
+    seeds = sorted({r["seed"] for r in record["metrics"]["runs"]})
+    assert seeds == sorted(settings["seeds"])
+    for run in record["metrics"]["runs"]:
+        assert run["settings"]["total_images"] == settings["total_images"]
+        assert run["settings"]["batch"] == settings["batch"] and run["settings"]["preset"] == settings["preset"]
+        if run["status"] == "ok":
+            assert run["images_seen"] == settings["total_images"]
+            assert (chapter.results_dir(name, profile) / "generators" / f"{run['run']}.pt").is_file()
+
+
+@pytest.mark.parametrize("name, profile, run", RUNS)
+def test_stored_numbers_rederive_from_stored_generators(name, profile, run):
+    from r3gan_core.data import load_dataset
+    from r3gan_core.experiments import generate_images
+    from r3gan_core.metrics import evaluate_images
+
+    s = run["settings"]
+    G = chapter.stored_generator(name, profile, run)
+    fake = generate_images(G, s["num_samples"], seed=run["seed"])
+    real = load_dataset(s["dataset"], max_items=s["max_items"], seed=run["seed"]).images
+    scores = evaluate_images(real, fake, stacked=real.shape[1] == 3,
+                             num_samples=s.get("real_samples") or s["num_samples"], seed=run["seed"],
+                             **(s.get("eval") or {}))
+    final = run["evaluations"][-1]
+    assert final["images_seen"] == run["images_seen"]
+    for key in HEADLINE:
+        stored, again = final[key], scores[key]
+        if key.startswith("modes"):
+            assert abs(again - stored) <= MODES_TOLERANCE, f"{key}: stored {stored}, re-derived {again}"
+        else:
+            assert math.isclose(again, stored, rel_tol=RELATIVE_TOLERANCE, abs_tol=1e-6), \
+                f"{key}: stored {stored}, re-derived {again}"
+        if key in run:  # the summary the tables show is the final evaluation
+            assert run[key] == stored
