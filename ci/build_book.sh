@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the book: install what is missing, execute every chapter with papermill, render HTML.
-#   bash ci/build_book.sh            # each chapter in its book profile (full where a CPU suffices or a GPU is present)
+#   bash ci/build_book.sh            # each chapter in its book profile: cpu (image chapters render results/ without training)
 #   PROFILE=smoke bash ci/build_book.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

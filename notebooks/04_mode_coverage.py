@@ -65,6 +65,11 @@ settings, prov, stored = chapter.chapter_start("mode_coverage", profile, retrain
 base = experiments.base_config("E", settings)
 if mnist_path:
     base = experiments.copy_config(base, preset="stackedmnist", dataset=f"stackedmnist:{mnist_path}", max_items=None)
+    # The digit classifier learned 8x8 scikit-learn digits: first ask whether it can judge real MNIST's modes.
+    from r3gan_core.data import load_dataset
+
+    fit, sentence = comparisons.classifier_fit_verdict(load_dataset(base.dataset).images)
+    print(sentence)
 variants = {label: {"loss": loss, "penalty": penalty} for label, (loss, penalty) in paper.TABLE1_VARIANTS.items()}
 base = experiments.copy_config(base, blowup=settings.get("blowup"))
 runs, grids = chapter.train_or_load(None if mnist_path else stored, lambda: experiments.run_variants(

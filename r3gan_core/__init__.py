@@ -8,7 +8,7 @@ Modules (each has one job):
   data        datasets selected by one spec string; nothing is downloaded
   metrics     digit classifier, mode coverage, Frechet distance, KID, precision/recall
   train       the device-agnostic trainer (CPU, one GPU, torchrun)
-  profiles    the smoke / full / paper settings of every chapter
+  profiles    the smoke / cpu / gpu / paper settings of every chapter
   report      provenance (device, commit, wall time) and atomic JSON writing
   plotting    shared figure helpers (provenance footers, sample grids)
 """

@@ -384,7 +384,7 @@ def plot_gamma_sweep(rows: list[dict[str, Any]], provenance) -> Any:
 
 
 def keep_figure(fig: Any, artifacts_dir: str | Path | None, name: str) -> Any:
-    """Save `fig` as artifacts_dir/<name>.png (published with a full run's results); returns fig."""
+    """Save `fig` as artifacts_dir/<name>.png (published with a cpu or gpu run's results); returns fig."""
     if artifacts_dir is not None:
         Path(artifacts_dir).mkdir(parents=True, exist_ok=True)
         fig.savefig(Path(artifacts_dir) / f"{name}.png", bbox_inches="tight")

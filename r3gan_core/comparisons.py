@@ -42,6 +42,27 @@ def separated(better: list[float], worse: list[float], higher_is_better: bool) -
     return p < 0.05, f"Welch p = {p:.3g}"
 
 
+# When may a digit classifier trained on 8x8 scikit-learn digits judge a data set's modes? When the real data,
+# scored by the same protocol, covers nearly every mode nearly uniformly (our stacked digits: 1000 modes, KL 0.02).
+CLASSIFIER_FIT_RULE = {"min_modes_fraction": 0.99, "max_reverse_kl": 0.1}
+
+
+def classifier_fit_verdict(real_images, num_samples: int = 26_000, seed: int = 0) -> tuple[bool, str]:
+    """Score the *real* data's own modes and reverse KL; the classifier is fit to judge the data when they pass
+    CLASSIFIER_FIT_RULE. Returns (fit, a sentence with the numbers and the rule)."""
+    from .metrics import mode_coverage
+    from .metrics.evaluate import random_rows
+
+    scores = mode_coverage(random_rows(real_images, num_samples, seed))
+    rule = CLASSIFIER_FIT_RULE
+    fit = (scores["modes"] >= rule["min_modes_fraction"] * scores["num_modes"]
+           and scores["reverse_kl"] <= rule["max_reverse_kl"])
+    return fit, (f"{'FIT' if fit else 'NOT FIT'}: the real data itself scores {scores['modes']} / "
+                 f"{scores['num_modes']} modes, reverse KL {scores['reverse_kl']:.3f} over {scores['num_samples']:,} "
+                 f"samples (rule: at least {rule['min_modes_fraction']:.0%} of the modes and KL at most "
+                 f"{rule['max_reverse_kl']}); {'its mode counts of generated data can be read' if fit else 'its mode counts of generated data would measure the classifier, not the GAN'}.")
+
+
 def gradient_ratio(run: dict[str, Any]) -> float:
     """Peak over the run's log records of D's mean input-gradient norm on fakes / on reals (diverged runs: up to
     the divergence)."""

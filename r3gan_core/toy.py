@@ -186,7 +186,7 @@ class ToyDiscriminator(nn.Module):
 
 @dataclass(frozen=True)
 class ToyConfig:
-    """One toy run. Defaults are the book's full-profile choices (the chapter notebooks/02_toy_2d.py says why)."""
+    """One toy run. Defaults are the book's cpu-profile choices (the chapter notebooks/02_toy_2d.py says why)."""
 
     dataset: str = "ring"          # 'ring' (8 modes) | 'grid' (25 modes)
     loss: str = "rpgan"            # 'gan' | 'rpgan'

@@ -43,6 +43,6 @@ def test_config_chapter_trains_its_own_recipe(smoke_book, config):
 def test_roadmap_gathers_the_five_configs(smoke_book):
     metrics = chapter_metrics(smoke_book, "roadmap")
     assert sorted(metrics["sources"]) == list("ABCDE")
-    assert all(s.startswith("this build (smoke") for s in metrics["sources"].values())
+    assert all(s.startswith("smoke profile") for s in metrics["sources"].values())
     assert [r["label"] for r in metrics["runs"]] == [f"Config {c}" for c in "ABCDE"]
     assert any("Spearman" in v for v in metrics["verdicts"])

@@ -102,3 +102,13 @@ def test_roadmap_verdicts_rank_agreement():
     reversed_records = [_record(f"Config {c}", fd=1 / fid) for c, fid in paper_order.items()]
     assert any("Spearman rho = -1.00" in line for line in comparisons.roadmap_verdicts(reversed_records))
     assert comparisons.roadmap_verdicts(records[:2])[-1].startswith("Only 2 config(s)")
+
+
+def test_classifier_fit_verdict_passes_real_stacked_digits_and_fails_one_repeated_image():
+    from r3gan_core.data import load_dataset
+
+    real = load_dataset("stacked-digits:8", max_items=20_000, seed=0).images
+    fit, sentence = comparisons.classifier_fit_verdict(real, num_samples=20_000)
+    assert fit and sentence.startswith("FIT")
+    fit, sentence = comparisons.classifier_fit_verdict(real[:1].repeat(500, 1, 1, 1))
+    assert not fit and sentence.startswith("NOT FIT: the real data itself scores 1 / 1000 modes")

@@ -1,4 +1,4 @@
-"""ci/run_chapters.py: bad input, a failing chapter named with its cell, publishing only full results."""
+"""ci/run_chapters.py: bad input, a failing chapter named with its cell, publishing only cpu / gpu results."""
 
 from __future__ import annotations
 
@@ -66,7 +66,8 @@ def test_main_exits_nonzero_on_a_failing_chapter(tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--profile", "fast", "--out", "x"], "invalid choice: 'fast'"),
     (["--profile", "smoke", "--out", "x", "--only", "nope"], "unknown chapter(s) ['nope']; valid choices: dirac_gan"),
-    (["--profile", "paper", "--out", "x"], "the paper profile is documented"),
+    (["--profile", "paper", "--out", "x"], "invalid choice: 'paper'"),
+    (["--profile", "smoke", "--out", "x", "--publish"], "--publish stores cpu or gpu results"),
 ])
 def test_bad_arguments_name_the_valid_choices(argv, message):
     proc = subprocess.run([sys.executable, str(REPO / "ci" / "run_chapters.py"), *argv], capture_output=True,
@@ -79,9 +80,28 @@ def test_publish_refuses_smoke_results(tmp_path, monkeypatch):
     (tmp_path / "toy_2d").mkdir()
     (tmp_path / "toy_2d" / "metrics.json").write_text(json.dumps({"provenance": {"profile": "smoke"}, "metrics": {}}))
     monkeypatch.setattr(runner, "RESULTS", tmp_path / "results")
-    with pytest.raises(ValueError, match="only full-profile results are published"):
+    with pytest.raises(ValueError, match=r"only \('cpu', 'gpu'\) results are published"):
         runner.publish("toy_2d", tmp_path)
     assert not (tmp_path / "results").exists()
+
+
+def test_publish_stores_metrics_grids_and_generators_per_profile(tmp_path, monkeypatch):
+    runner = _runner()
+    out = tmp_path / "out" / "mode_coverage"
+    (out / "generators").mkdir(parents=True)
+    (out / "runs").mkdir()
+    (out / "metrics.json").write_text(json.dumps({"provenance": {"profile": "cpu"}, "metrics": {}}))
+    (out / "samples_a.png").write_bytes(b"png")
+    (out / "generators" / "a_s0.pt").write_bytes(b"weights")
+    (out / "runs" / "checkpoint.pt").write_bytes(b"not published")
+    results = tmp_path / "results"
+    (results / "mode_coverage" / "cpu" / "generators").mkdir(parents=True)
+    (results / "mode_coverage" / "cpu" / "generators" / "gone_s0.pt").write_bytes(b"stale")
+    monkeypatch.setattr(runner, "RESULTS", results)
+    target = runner.publish("mode_coverage", tmp_path / "out")
+    assert target == results / "mode_coverage" / "cpu"
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()) == \
+        ["generators/a_s0.pt", "metrics.json", "samples_a.png"]
 
 
 @pytest.mark.chapters
