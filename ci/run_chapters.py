@@ -8,7 +8,7 @@ the python3 kernelspec and executed one at a time. The runner injects the parame
 (DIR/<name>/metrics.json), `artifacts_dir` (DIR/<name>/) and `runs_dir` (DIR/<name>/runs/: resumable run
 folders, so a killed cpu or gpu chapter continues where it stopped when run again with the same DIR). It writes
 the executed notebook to DIR/<name>/<name>.ipynb and the wall times to DIR/timings.json. `--profile book` picks
-each chapter's book profile (r3gan_core.profiles.book_profile): image chapters then render their stored results
+each chapter's book profile (r3gan_core.book.profiles.book_profile): image chapters then render their stored results
 without training. `--publish` trains (`retrain=True`) and copies the chapter's metrics, sample grids and final
 EMA generators into results/<name>/<profile>/, the stored results the book shows. A failing chapter stops the
 run with a non-zero exit, naming the chapter and the failing cell.
@@ -28,7 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from r3gan_core.profiles import PROFILES, book_profile, chapter_names, chapter_profiles  # noqa: E402
+from r3gan_core.book.profiles import PROFILES, book_profile, chapter_names, chapter_profiles  # noqa: E402
 from r3gan_core.report import read_json, write_json_atomic  # noqa: E402
 
 NOTEBOOKS = REPO / "notebooks"

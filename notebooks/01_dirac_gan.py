@@ -40,9 +40,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from r3gan_core import dirac
-from r3gan_core.chapter import chapter_start, write_metrics
-from r3gan_core.plotting import add_footer
+from r3gan_core.convergence import dirac
+from r3gan_core.book.chapter import chapter_start, write_metrics
+from r3gan_core.book.plotting import add_footer
 
 settings, prov, _ = chapter_start("dirac_gan", profile)
 H, STEPS, GAMMA, START = settings["h"], settings["steps"], settings["gamma"], tuple(settings["start"])

@@ -51,9 +51,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from r3gan_core import toy
-from r3gan_core.chapter import chapter_start, write_metrics
-from r3gan_core.plotting import add_footer
+from r3gan_core.convergence import toy
+from r3gan_core.book.chapter import chapter_start, write_metrics
+from r3gan_core.book.plotting import add_footer
 
 torch.set_num_threads(1)  # tiny MLPs: one thread is as fast as two and leaves the other core free
 # The toys train on the CPU even where a GPU is present, and the provenance says so.

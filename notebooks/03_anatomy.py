@@ -44,9 +44,9 @@ import torch
 from IPython.display import display
 
 from r3gan_core import networks
-from r3gan_core.chapter import chapter_start, source, write_metrics
+from r3gan_core.book.chapter import chapter_start, source, write_metrics
 from r3gan_core.networks import anatomy, layers, resnet, stripped, stylegan2
-from r3gan_core.plotting import add_footer
+from r3gan_core.book.plotting import add_footer
 
 settings, prov, _ = chapter_start("anatomy", profile)
 PRESET = settings["preset"]

@@ -49,7 +49,7 @@ mnist_path = None      # a folder with MNIST IDX files: run on real StackedMNIST
 # %%
 import matplotlib.pyplot as plt
 
-from r3gan_core import chapter, comparisons, experiments, paper, plotting
+from r3gan_core.book import chapter, comparisons, experiments, paper, plotting
 
 settings, prov, stored = chapter.chapter_start("mode_coverage", profile, retrain=retrain and not mnist_path)
 
@@ -57,7 +57,7 @@ settings, prov, stored = chapter.chapter_start("mode_coverage", profile, retrain
 # ## Four losses, one network
 #
 # Every run trains Config E's generator and discriminator (the R3GAN network) with the same data, batch,
-# learning-rate schedule and penalty strength; only the loss and the penalty change. `r3gan_core.paper`
+# learning-rate schedule and penalty strength; only the loss and the penalty change. `r3gan_core.book.paper`
 # holds the paper's variants, and `experiments.run_variants` trains each one and scores its EMA generator
 # as it trains.
 
@@ -112,7 +112,7 @@ plt.show()
 # ## What reproduces here
 #
 # The verdicts below are computed from the runs above by the rules they state, not written in advance: a run
-# "fails" by the divergence rule of `r3gan_core.profiles.BLOWUP` (non-finite values, or a loss, D's mean
+# "fails" by the divergence rule of `r3gan_core.book.profiles.BLOWUP` (non-finite values, or a loss, D's mean
 # input-gradient norm or the logit gap beyond it), and two variants are "separated" only when every seed of one
 # beats every seed of the other or Welch's t-test gives p < 0.05. In the smoke profile they describe a few hundred
 # images of training and are **not findings**.
@@ -142,5 +142,7 @@ from r3gan_core.metrics import DEFAULT_CONFIDENCE, mode_coverage
 from r3gan_core.networks import build
 
 untrained, _ = build("E", settings["preset"])
-noise = experiments.generate_images(untrained, 2_000, seed=0)
+from r3gan_core.sampling import generate_images
+
+noise = generate_images(untrained, 2_000, seed=0)
 print("plain:", mode_coverage(noise)["modes"], "modes; confident only:", mode_coverage(noise, threshold=DEFAULT_CONFIDENCE)["modes"])

@@ -35,7 +35,7 @@ artifacts_dir = None   # set by ci/run_chapters.py
 runs_dir = None        # set by ci/run_chapters.py: resumable run folders (a killed chapter continues there)
 
 # %%
-from r3gan_core import chapter, experiments
+from r3gan_core.book import chapter, experiments
 from r3gan_core.networks.stylegan2 import MappingNetwork, MinibatchStd, modulated_conv2d
 
 settings, prov, stored = chapter.chapter_start("config_a", profile, retrain=retrain)

@@ -32,7 +32,8 @@ artifacts_dir = None   # set by ci/run_chapters.py
 runs_dir = None        # set by ci/run_chapters.py: resumable run folders (a killed chapter continues there)
 
 # %%
-from r3gan_core import chapter, experiments, losses
+from r3gan_core.book import chapter, experiments
+from r3gan_core import losses
 
 settings, prov, stored = chapter.chapter_start("config_c", profile, retrain=retrain)
 

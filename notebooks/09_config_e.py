@@ -34,7 +34,7 @@ artifacts_dir = None   # set by ci/run_chapters.py
 runs_dir = None        # set by ci/run_chapters.py: resumable run folders (a killed chapter continues there)
 
 # %%
-from r3gan_core import chapter, experiments
+from r3gan_core.book import chapter, experiments
 from r3gan_core.networks import network_config
 from r3gan_core.networks.resnet import ResNetConfig
 

@@ -25,7 +25,7 @@
 # | E | ResNeXt-ify + inverted bottleneck | 7.045 | 23.058 M | 23.010 M |
 #
 # This chapter trains nothing. It gathers the runs of the five config chapters, executed in the same build and
-# under one table of settings (`r3gan_core/profiles.py`, `ROADMAP`), or their stored results of the same profile, and
+# under one table of settings (`r3gan_core/book/profiles.py`, `ROADMAP`), or their stored results of the same profile, and
 # lays them beside the paper's numbers. Our metric is **FD-digits** on stacked digits, a Frechet distance in a
 # digit classifier's feature space: its values are not comparable with FID, only its *ordering* is.
 
@@ -37,7 +37,7 @@ artifacts_dir = None   # set by ci/run_chapters.py
 # %%
 import matplotlib.pyplot as plt
 
-from r3gan_core import chapter, comparisons, plotting
+from r3gan_core.book import chapter, comparisons, plotting
 from r3gan_core.networks.anatomy import parameter_table
 
 settings, prov, _ = chapter.chapter_start("roadmap", profile, trains=False)

@@ -44,9 +44,10 @@ import pandas as pd
 import torch
 from IPython.display import display
 
-from r3gan_core import biggan, biggan_study, chapter, experiments
-from r3gan_core.profiles import chapter_settings
-from r3gan_core.train import copy_config
+from r3gan_core import biggan
+from r3gan_core.book import biggan_study, chapter, experiments
+from r3gan_core.book.profiles import chapter_settings
+from r3gan_core.training import copy_config
 
 # Tiny networks: one thread is faster and immune to a busy CPU (set first, so the provenance states it).
 torch.set_num_threads(chapter_settings("biggan", profile)["threads"] or torch.get_num_threads())

@@ -89,8 +89,8 @@ _HELP = {
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field; every default is 'not given' so --resume can tell what changed."""
     from .losses import LOSSES, PENALTIES
-    from .recipes import CONFIGS, PRESETS
-    from .train import AMP_CHOICES, TrainConfig
+    from .training.recipes import CONFIGS, PRESETS
+    from .training import AMP_CHOICES, TrainConfig
 
     choices = {"config": CONFIGS, "preset": tuple(PRESETS), "loss": LOSSES, "penalty": PENALTIES, "amp": AMP_CHOICES}
     hints = typing.get_type_hints(TrainConfig)
@@ -160,8 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
 # ---------------------------------------------------------------------------------------------------------
 def train_config_from_args(args: argparse.Namespace):
     """TrainConfig from the flags given; with --resume, start from the checkpoint's own TrainConfig."""
-    from . import checkpoint as ckpt_io
-    from .train import CHECKPOINT_NAME, TrainConfig
+    from .training import checkpoint as ckpt_io
+    from .training import CHECKPOINT_NAME, TrainConfig
 
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
     if "network" in given:
@@ -183,7 +183,7 @@ def train_config_from_args(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import train
+    from .training import train
 
     cfg = train_config_from_args(args)
     result = train(cfg)
@@ -197,7 +197,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _latents_and_labels(G, n: int, truncation: float | None, seed: int, class_index: int | None, conditional: bool):
     import torch
 
-    from .experiments import sample_latents
+    from .sampling import sample_latents
 
     z = sample_latents(G.z_dim, n, seed, truncation)  # the same latents the chapters' truncation sweeps draw
     c = None
@@ -217,7 +217,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from .train import load_generator, sample_images, save_grid_png
+    from .sampling import sample_images, save_grid_png
+    from .training import load_generator
 
     if args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
@@ -251,7 +252,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .data import load_dataset, parse_spec
     from .metrics import evaluate_images
     from .report import write_json_atomic
-    from .train import dataset_spec, load_generator, sample_images
+    from .sampling import sample_images
+    from .training import dataset_spec, load_generator
 
     if args.num_samples < 2:
         raise ValueError(f"--num-samples must be >= 2, got {args.num_samples}")

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from r3gan_core import biggan_study, experiments  # noqa: E402
+from r3gan_core.book import biggan_study, experiments  # noqa: E402
 from r3gan_core.biggan import matrix_weights  # noqa: E402
 from r3gan_core.networks import build  # noqa: E402
 

@@ -13,7 +13,7 @@ from conftest import chapter_metrics
 
 from r3gan_core.biggan import matrix_weights
 from r3gan_core.networks import build
-from r3gan_core.profiles import chapter_settings
+from r3gan_core.book.profiles import chapter_settings
 
 pytestmark = pytest.mark.chapters
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from r3gan_core import checkpoint as ckpt_io
+from r3gan_core.training import checkpoint as ckpt_io
 from r3gan_core.cli import EXIT_BAD_INPUT, build_parser, main, train_config_from_args
-from r3gan_core.train import read_log
+from r3gan_core.training import read_log
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_TRAIN = ["train", "--config", "E", "--preset", "stacked8", "--batch", "8", "--log-every", "8", "--no-progress",

@@ -1,4 +1,4 @@
-"""r3gan_core.dirac: autograd eigenvalues against the closed forms, simulations, invariants, validation."""
+"""r3gan_core.convergence.dirac: autograd eigenvalues against the closed forms, simulations, invariants, validation."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from r3gan_core import dirac, losses
+from r3gan_core.convergence import dirac
+from r3gan_core import losses
 
 GAMMAS = np.linspace(0.0, 3.0, 13)
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from r3gan_core import comparisons, experiments
-from r3gan_core.checkpoint import load as load_checkpoint
-from r3gan_core.train import TrainConfig
+from r3gan_core import sampling
+from r3gan_core.book import comparisons, experiments
+from r3gan_core.training.checkpoint import load as load_checkpoint
+from r3gan_core.training import TrainConfig
 
 
 def test_evaluation_points_are_whole_batches_ending_at_total():
@@ -46,10 +47,10 @@ def test_generate_images_is_seeded_and_truncation_bounds_latents():
     from r3gan_core.networks import build
 
     G, _ = build("E", "digits8")
-    a = experiments.generate_images(G, 10, seed=3)
-    b = experiments.generate_images(G, 10, seed=3)
+    a = sampling.generate_images(G, 10, seed=3)
+    b = sampling.generate_images(G, 10, seed=3)
     assert a.shape == (10, 1, 8, 8) and torch.equal(a, b)
-    z = experiments.sample_latents(64, 500, seed=0, truncation=0.5)
+    z = sampling.sample_latents(64, 500, seed=0, truncation=0.5)
     assert z.abs().max() <= 0.5
 
 

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from r3gan_core.recipes import CONFIGS, PRESETS, describe_recipes, make_recipe
-from r3gan_core.schedules import Cosine, cosine_schedule, ema_beta, ema_half_life
+from r3gan_core.training.recipes import CONFIGS, PRESETS, describe_recipes, make_recipe
+from r3gan_core.training.schedules import Cosine, cosine_schedule, ema_beta, ema_half_life
 
 
 def test_cosine_known_values():

@@ -12,8 +12,8 @@ import math
 
 import pytest
 
-from r3gan_core import chapter
-from r3gan_core.profiles import CHAPTERS, chapter_profiles, chapter_settings
+from r3gan_core.book import chapter
+from r3gan_core.book.profiles import CHAPTERS, chapter_profiles, chapter_settings
 
 # Tolerances of the re-derivation: the same weights, seeds and code on another machine or thread count may round
 # convolutions differently, which can move a borderline sample to another class.
@@ -64,7 +64,7 @@ def test_stored_results_match_the_profiles_table(name, profile, record):
 @pytest.mark.parametrize("name, profile, run", RUNS)
 def test_stored_numbers_rederive_from_stored_generators(name, profile, run):
     from r3gan_core.data import load_dataset
-    from r3gan_core.experiments import generate_images
+    from r3gan_core.sampling import generate_images
     from r3gan_core.metrics import evaluate_images
 
     s = run["settings"]

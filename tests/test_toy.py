@@ -1,4 +1,4 @@
-"""r3gan_core.toy: mixtures, VEEGAN/PacGAN metrics, the toy trainer, verdicts and validation."""
+"""r3gan_core.convergence.toy: mixtures, VEEGAN/PacGAN metrics, the toy trainer, verdicts and validation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import matplotlib
 import pytest
 import torch
 
-from r3gan_core import toy
+from r3gan_core.convergence import toy
 
 matplotlib.use("Agg")
 

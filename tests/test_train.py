@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from r3gan_core import checkpoint as ckpt_io
-from r3gan_core import train as train_mod
-from r3gan_core.train import TrainConfig, read_log, train
+from r3gan_core.training import checkpoint as ckpt_io
+from r3gan_core import sampling
+from r3gan_core import training as train_mod
+from r3gan_core.training import steps as steps_mod
+from r3gan_core.training import TrainConfig, read_log, train
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = {
@@ -92,7 +94,7 @@ def test_conditional_ortho_spectra_and_samples(tmp_path):
     assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == [f"{n:010d}.png" for n in (0, 8, 16)]
     assert len(read_log(tmp_path / "log.jsonl")) == 2
     # fixed per-sample seeds: the first images do not depend on how many are drawn
-    z4, z10 = train_mod.fixed_latents(8, 4, seed=0), train_mod.fixed_latents(8, 10, seed=0)
+    z4, z10 = sampling.fixed_latents(8, 4, seed=0), sampling.fixed_latents(8, 10, seed=0)
     assert torch.equal(z4, z10[:4])
 
 
@@ -148,7 +150,7 @@ def test_resume_refuses_a_different_run(tmp_path):
 # ---------------------------------------------------------------------------------------------------------
 def test_divergence_returns_status_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, capsys):
     calls = {"n": 0}
-    real_objective = train_mod.discriminator_objective
+    real_objective = steps_mod.discriminator_objective
 
     def poisoned(*args, **kwargs):  # NaN in D's objective from the 4th step on
         calls["n"] += 1
@@ -158,7 +160,7 @@ def test_divergence_returns_status_and_keeps_last_good_checkpoint(tmp_path, monk
             total = total * float("nan")
         return total, stats
 
-    monkeypatch.setattr(train_mod, "discriminator_objective", poisoned)
+    monkeypatch.setattr(steps_mod, "discriminator_objective", poisoned)
     result = train(tiny("E", steps=6, out_dir=str(tmp_path), checkpoint_every=2 * BATCH))
     assert result.status == "diverged" and result.steps == 3
     assert "diverged in the D step at step 3" in result.message and "r1=nan" in result.message

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..checkpoint import save_atomic
+from ..training.checkpoint import save_atomic
 from ..data import resize_images, sklearn_digits
 
 CLASSIFIER_VERSION = 1  # bump when the architecture or training code changes: it is part of the cache key

@@ -27,8 +27,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .choices import require_choice, require_positive
-from .losses import LOSSES, PENALTIES, discriminator_objective, divergence_reason, generator_objective
+from ..choices import require_choice, require_positive
+from ..losses import LOSSES, PENALTIES, discriminator_objective, divergence_reason, generator_objective
 
 DATASETS = ("ring", "grid")
 STATUSES = ("ok", "fail")
@@ -342,7 +342,7 @@ def train_toy(cfg: ToyConfig, progress: bool = True) -> ToyResult:
 
 
 def config_from_settings(settings: dict[str, Any]) -> ToyConfig:
-    """A ToyConfig from a profile's settings (r3gan_core.profiles): keys that are ToyConfig fields are used."""
+    """A ToyConfig from a profile's settings (r3gan_core.book.profiles): keys that are ToyConfig fields are used."""
     names = set(ToyConfig.__dataclass_fields__)
     return ToyConfig(**{k: v for k, v in settings.items() if k in names})
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .choices import require_positive
+from ..choices import require_positive
 
 
 # The one schedule formula of the official presets (PAPER_FACTS Sec. 5).

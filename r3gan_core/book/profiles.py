@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .choices import require_choice
+from ..choices import require_choice
 
 PROFILES = ("smoke", "cpu", "gpu", "paper")
 BOOK_PROFILE = "cpu"  # what the published book shows for every chapter

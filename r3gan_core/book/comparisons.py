@@ -50,8 +50,8 @@ CLASSIFIER_FIT_RULE = {"min_modes_fraction": 0.99, "max_reverse_kl": 0.1}
 def classifier_fit_verdict(real_images, num_samples: int = 26_000, seed: int = 0) -> tuple[bool, str]:
     """Score the *real* data's own modes and reverse KL; the classifier is fit to judge the data when they pass
     CLASSIFIER_FIT_RULE. Returns (fit, a sentence with the numbers and the rule)."""
-    from .metrics import mode_coverage
-    from .metrics.evaluate import random_rows
+    from ..metrics import mode_coverage
+    from ..metrics.evaluate import random_rows
 
     scores = mode_coverage(random_rows(real_images, num_samples, seed))
     rule = CLASSIFIER_FIT_RULE

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .choices import require_choice, require_positive
-from .losses import LOSSES, PENALTIES, penalty_weights, zero_centered_penalty
+from ..choices import require_choice, require_positive
+from ..losses import LOSSES, PENALTIES, penalty_weights, zero_centered_penalty
 
 SCHEMES = ("simultaneous", "alternating")
 F_PRIME_0 = 0.5  # f'(0) for f(t) = -log(1 + exp(-t)), paper Sec. 2.2

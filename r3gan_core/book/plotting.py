@@ -9,7 +9,8 @@ import numpy as np
 import seaborn as sns
 import torch
 
-from .report import Provenance
+from ..report import Provenance
+from ..sampling import image_grid
 
 
 def set_style() -> None:
@@ -24,23 +25,6 @@ def add_footer(fig: plt.Figure, provenance: Provenance | str) -> plt.Figure:
     return fig
 
 
-def image_grid(images: torch.Tensor | np.ndarray, nrow: int | None = None, pad: int = 1) -> np.ndarray:
-    """Tile N x C x H x W images in [-1, 1] into one H' x W' x C array in [0, 1] for imshow."""
-    x = torch.as_tensor(images).detach().float().cpu()
-    if x.ndim == 3:
-        x = x[:, None]
-    n, c, h, w = x.shape
-    nrow = nrow or int(math.ceil(math.sqrt(n)))
-    ncol = int(math.ceil(n / nrow))
-    canvas = torch.ones(c, ncol * (h + pad) + pad, nrow * (w + pad) + pad)
-    x = ((x + 1) / 2).clamp(0, 1)
-    for i in range(n):
-        r, col = divmod(i, nrow)
-        canvas[:, pad + r * (h + pad): pad + r * (h + pad) + h, pad + col * (w + pad): pad + col * (w + pad) + w] = x[i]
-    out = canvas.permute(1, 2, 0).numpy()
-    return out[..., 0] if c == 1 else out
-
-
 def show_grid(ax: plt.Axes, images: torch.Tensor | np.ndarray, title: str | None = None, nrow: int | None = None) -> None:
     """Draw `image_grid(images)` on `ax` without ticks."""
     grid = image_grid(images, nrow=nrow)
@@ -53,7 +37,7 @@ def show_grid(ax: plt.Axes, images: torch.Tensor | np.ndarray, title: str | None
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Figures of training runs. `runs` are records from r3gan_core.experiments.run_record (plain dicts), so fresh
+# Figures of training runs. `runs` are records from r3gan_core.book.experiments.run_record (plain dicts), so fresh
 # runs and published results draw the same way.
 # ---------------------------------------------------------------------------------------------------------
 def _long_table(runs: list[dict], table: str, columns: tuple[str, ...], hue: str = "label"):

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .report import atomic_open
+from ..report import atomic_open
 
 CHECKPOINT_FORMAT = "r3gan-checkpoint-1"
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from .choices import require_choice, require_positive
-from .losses import LOSSES, PENALTIES
+from ..choices import require_choice, require_positive
+from ..losses import LOSSES, PENALTIES
 from .schedules import Cosine
 
 CONFIGS = ("A", "B", "C", "D", "E")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .report import pick_device
+from ..report import pick_device
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 from torch import Tensor
 
 from .experiments import save_grids, summary_table
-from .report import jsonable, read_json, write_metrics
+from ..report import jsonable, read_json, write_metrics
 
 __all__ = ["ROADMAP_COLUMNS", "chapter_start", "count_runs", "describe_published", "export_generators",
            "finish_chapter", "published_results", "recipe_table", "results_dir", "show_runs", "sibling_results",
@@ -95,7 +95,7 @@ def chapter_start(chapter: str, profile: str, device: str | None = None, retrain
 
     from . import plotting
     from .profiles import chapter_settings
-    from .report import Provenance, pick_device
+    from ..report import Provenance, pick_device
 
     settings = chapter_settings(chapter, profile)
     if trains is None:
@@ -120,7 +120,7 @@ def stored_generator(chapter: str, profile: str, record: dict[str, Any], root: s
     """The stored final EMA generator of one run record (results/<chapter>/<profile>/generators/<run>.pt)."""
     import torch
 
-    from .networks import build
+    from ..networks import build
 
     s = record["settings"]
     G, _ = build(s["config"], s["preset"], conditional=s.get("conditional", False), **(s.get("network") or {}))
@@ -135,7 +135,7 @@ def train_or_load(stored: dict[str, Any] | None, train_runs, chapter: str | None
     generators, exactly as the live run drew them), else `train_runs()` (e.g. a call of run_variants)."""
     if stored is None:
         return train_runs()
-    from .experiments import generate_images
+    from ..sampling import generate_images
 
     records = stored["metrics"]["runs"]
     chapter = chapter or stored["provenance"]["chapter"]
@@ -163,7 +163,7 @@ def source(*objects: Any):
 
 def count_runs(provenance, *record_lists: list[dict[str, Any]]) -> None:
     """Stamp the images and steps of every run so far on the provenance (figure footers state them)."""
-    from .report import Provenance
+    from ..report import Provenance
 
     if isinstance(provenance, Provenance):
         records = [r for records in record_lists for r in records]
@@ -214,8 +214,8 @@ def export_generators(records: list[dict[str, Any]], runs_dir: str | Path | None
     """Copy the final G_ema of every finished run (runs_dir/<run>/checkpoint.pt) to artifacts_dir/generators/."""
     import torch
 
-    from .checkpoint import load
-    from .report import atomic_open
+    from ..training.checkpoint import load
+    from ..report import atomic_open
 
     if runs_dir is None or artifacts_dir is None:
         return []
@@ -239,6 +239,6 @@ def recipe_table(configs: str, preset: str):
     """The training recipes of `configs` (e.g. "BC") at `preset`, one row each, as a DataFrame."""
     import pandas as pd
 
-    from .recipes import describe_recipes
+    from ..training.recipes import describe_recipes
 
     return pd.DataFrame([r for r in describe_recipes(preset) if r["config"] in configs]).set_index("config")

@@ -3,7 +3,8 @@
 One function trains a run and evaluates its G_ema as it goes, so every chapter reports the same numbers the
 same way::
 
-    from r3gan_core.experiments import train_and_evaluate
+    from r3gan_core.book.experiments import train_and_evaluate
+    from r3gan_core.training import TrainConfig
     run = train_and_evaluate(TrainConfig(config="E", preset="stacked8", total_images=32_000, out_dir="runs/e"),
                              label="E", evaluations=4, num_samples=5_000)
     run.evaluations[-1]["fd_digits"], run.status, run.images_per_second
@@ -28,12 +29,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .biggan import truncated_normal
-from .choices import require_positive
-from .data import load_dataset
-from .metrics import evaluate_images
-from .report import read_json, write_json_atomic
-from .train import LOG_NAME, TrainConfig, copy_config, dataset_spec, read_log, recipe_for, sample_images, train
+from ..choices import require_positive
+from ..data import load_dataset
+from ..metrics import evaluate_images
+from ..report import read_json, write_json_atomic
+from ..sampling import generate_images, save_grid_png
+from ..training import LOG_NAME, TrainConfig, copy_config, dataset_spec, read_log, recipe_for, train
 
 
 @dataclass
@@ -86,20 +87,6 @@ def torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def sample_latents(z_dim: int, n: int, seed: int, truncation: float | None = None) -> Tensor:
-    """n latents from N(0, I), entries above `truncation` resampled (BigGAN's trick; None = no truncation)."""
-    return truncated_normal((n, z_dim), truncation, generator=torch.Generator().manual_seed(seed))
-
-
-def generate_images(G: torch.nn.Module, n: int, seed: int = 0, truncation: float | None = None,
-                    labels: Tensor | None = None, device: str | torch.device = "cpu") -> Tensor:
-    """n images from G on the CPU in [-1, 1]; conditional G draws uniform labels unless `labels` are given."""
-    z = sample_latents(G.z_dim, n, seed, truncation)
-    if labels is None and getattr(G, "num_classes", 0):
-        labels = torch.randint(G.num_classes, (n,), generator=torch.Generator().manual_seed(seed + 1))
-    return sample_images(G, z, labels, device)
 
 
 def evaluation_points(total_images: int, batch: int, evaluations: int) -> list[int]:
@@ -273,8 +260,6 @@ def summary_table(records: list[dict[str, Any]], columns: tuple[str, ...]):
 
 def save_grids(grids: dict[str, Tensor | None], artifacts_dir: str | Path | None, prefix: str) -> list[Path]:
     """Save each run's sample grid as artifacts_dir/<prefix>_<label>.png (small; published with results)."""
-    from .train import save_grid_png
-
     if artifacts_dir is None:
         return []
     paths = []

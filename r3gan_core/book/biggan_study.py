@@ -15,10 +15,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .data import load_dataset
-from .experiments import finite_mean, generate_images, run_record, torch_threads, train_and_evaluate
-from .metrics import evaluate_images
-from .train import TrainConfig, copy_config, dataset_spec
+from ..data import load_dataset
+from ..sampling import generate_images
+from .experiments import finite_mean, run_record, torch_threads, train_and_evaluate
+from ..metrics import evaluate_images
+from ..training import TrainConfig, copy_config, dataset_spec
 
 
 TRUNCATION_COLUMNS = ("fd_digits", "kid_digits", "precision_digits", "recall_digits", "modes", "reverse_kl",
@@ -47,8 +48,8 @@ def train_keep_generator(cfg: TrainConfig, label: str, evaluations: int = 1, num
     Returns (run record, G_ema in eval mode on cfg's device or None if the run diverged, last sample grid).
     The networks come back through the run's final checkpoint (a temporary folder unless cfg.out_dir is set).
     """
-    from .report import pick_device
-    from .train import load_generator
+    from ..report import pick_device
+    from ..training import load_generator
 
     with tempfile.TemporaryDirectory(prefix="r3gan-keep-") as tmp:
         run = train_and_evaluate(copy_config(cfg, out_dir=cfg.out_dir or tmp, seed=seed), label=label,
@@ -174,8 +175,8 @@ def plot_truncation_grids(grids: dict[str, dict[str, Tensor]], provenance) -> An
 def _layer_order(config: str, preset: str) -> dict[str, tuple[str, ...]]:
     """Names of G's and D's matrix weights in network order (input side first), from networks built on the meta
     device (no memory, no compute): stored JSON sorts dict keys, so a record alone no longer knows the order."""
-    from .biggan import matrix_weights
-    from .networks import build
+    from ..biggan import matrix_weights
+    from ..networks import build
 
     with torch.device("meta"):
         G, D = build(config, preset)

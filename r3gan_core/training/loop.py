@@ -1,0 +1,351 @@
+"""The device-agnostic trainer for roadmap configs A-E: CPU, one GPU (bf16 autocast, channels_last) or several
+(torchrun; gradients all-reduced in one place, see `distributed`).
+
+How a chapter calls it::
+
+    from r3gan_core.training import TrainConfig, train
+    result = train(TrainConfig(config="E", preset="stacked8", total_images=64_000, out_dir="runs/e-stacked8",
+                               log_every=6_400, sample_every=32_000, progress=False))
+    result.status           # "ok", or "diverged" (a diverged run returns normally: Table 1's "fail")
+    result.records[-1]      # last log record: losses, R1/R2, logits, D's input-gradient norms, lr, gamma, ...
+    result.G_ema            # the averaged generator (on the training device)
+    result.samples[-1]      # (images seen, fixed-noise samples N x C x H x W in [-1, 1]) for a figure
+
+From a shell: ``r3gan train --config E --preset stacked8 --total-images 64000 --out-dir runs/e``, and on
+several GPUs ``torchrun --nproc_per_node=4 -m r3gan_core.cli train ...`` (the global batch is split over ranks).
+
+One iteration, in this order (counted in real images shown to D, as EDM2 counts kimg); each phase is a function
+of `training.steps` that a test or benchmark can call on its own:
+  schedule   lr, beta2, gamma, EMA half-life from the recipe's cosines at the current image count
+  D step     fakes from G (no grad), discriminator_objective (adversarial + (gamma/2)(R1 + R2)); for config A
+             the penalty only every 16 steps with its weight multiplied by 16 (lazy R1)
+  G step     a fresh real batch (RpGAN pairs it with the fakes), generator_objective; for config A style
+             mixing and, every 4 steps, path-length regularisation; optional BigGAN orthogonal penalty
+  EMA        G_ema <- beta G_ema + (1 - beta) G with beta = 0.5 ** (batch / half-life)
+  log, samples, spectra, checkpoint at their image intervals
+
+Randomness. Everything that decides a batch (real indices, latents, mixing cut-offs, path-length noise) is
+drawn for the *global* batch from one generator seeded with `seed` and identical on every rank; rank r keeps
+rows [r * b, (r + 1) * b) of it. So two processes with half batches see exactly the samples one process with
+the full batch sees, and DDP equality is testable. Torch's global generator is seeded with seed + rank and
+serves only randomness inside the networks (config A's noise inputs).
+
+Files under out_dir (main rank only): checkpoint.pt (atomic), log.jsonl (one record per log interval),
+spectral.jsonl, samples/<images>.png, train_metrics.json (status, written atomically), config.json
+(`training.run_files`). A fresh run in an existing out_dir replaces the earlier run's files; resume="auto"
+continues it instead (and returns at once, with its records and networks, when it already reached total_images).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..choices import require_choice, require_positive
+from ..losses import divergence_reason
+from ..report import device_description, git_commit
+from ..sampling import fixed_latents, sample_images
+from . import checkpoint as ckpt_io
+from . import distributed as dist_utils
+from .config import (AMP_CHOICES, LOG_NAME, SPECTRAL_NAME, TrainConfig, TrainResult, build_networks, check_resumable,
+                     dataset_spec, load_data, recipe_for)
+from .ema import make_ema
+from .recipes import Recipe
+from .run_files import RunFiles
+from .steps import RunState, StepContext, apply_schedule, discriminator_step, ema_step, generator_step
+from .stream import BatchStream
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Train cfg; returns a TrainResult (status "diverged" instead of raising when losses go non-finite).
+
+    Seeds Python's, NumPy's and torch's global generators (with seed + rank) as a side effect.
+    """
+    threads_before = torch.get_num_threads()
+    if cfg.threads is not None:
+        require_positive("threads", cfg.threads)
+        torch.set_num_threads(cfg.threads)
+    env = dist_utils.setup(cfg.device)
+    try:
+        return _train(cfg, env)
+    finally:
+        dist_utils.teardown(env)
+        torch.set_num_threads(threads_before)
+
+
+def _train(cfg: TrainConfig, env: dist_utils.DistEnv) -> TrainResult:
+    """The loop: one phase a block, top to bottom."""
+    t_start = time.perf_counter()
+    ctx, state = prepare(cfg, env)
+    files = RunFiles(cfg.out_dir, env.is_main)
+    log = TrainingLog(cfg, ctx, state, files)
+    resume_path = _resume_path(cfg, files.checkpoint)
+    if resume_path is not None:
+        resume(cfg, ctx, state, resume_path)
+        log.records, log.spectral = files.history(state.images_seen)
+        log.interval_images = state.images_seen
+    files.prepare(fresh=resume_path is None, config={"train_config": cfg.as_dict(), "recipe": ctx.recipe.as_dict()})
+    last_good = save_checkpoint(cfg, ctx, state, files) if resume_path is None else resume_path
+    if state.images_seen == 0:
+        log.samples_and_spectra(state, start=True)
+
+    from tqdm.auto import tqdm
+
+    total = int(ctx.recipe.total_images)
+    bar = tqdm(total=total, initial=min(state.images_seen, total), unit="img", unit_scale=True,
+               disable=not (env.is_main and cfg.progress), dynamic_ncols=True, desc=f"config {cfg.config}")
+    status, message = "ok", ""
+    log.interval_t0 = time.perf_counter()
+    while state.images_seen < total:
+        before, after = state.images_seen, state.images_seen + ctx.recipe.batch
+        logs_now = crossed(cfg.log_every, before, after) or after >= total
+        # Schedule: lr, beta2, gamma are functions of the images seen so far.
+        lr, beta2, gamma = apply_schedule(ctx.recipe, state)
+        # D step (D is not updated when a statistic is non-finite: the run stops as diverged).
+        stats, bad = discriminator_step(ctx, state, gamma, measure_gradients=logs_now)
+        if bad is not None:
+            status, message = "diverged", _divergence_message("D", state, stats, bad, last_good)
+            break
+        # G step.
+        g_stats, bad = generator_step(ctx, state)
+        stats.update(g_stats)
+        if bad is not None:
+            status, message = "diverged", _divergence_message("G", state, stats, bad, last_good)
+            break
+        # EMA of G's weights, half-life in images.
+        half_life, beta = ema_step(ctx, state, cfg.ema)
+        state.images_seen, state.step = after, state.step + 1
+        bar.update(ctx.recipe.batch)
+        log.accumulate(stats)
+        done = after >= total
+        # Log record at its interval; the blow-up rule is checked on it.
+        if logs_now:
+            rec = log.write_record(lr=lr, beta2=beta2, gamma=gamma, ema_half_life=half_life, ema_beta=beta)
+            bar.set_postfix(d=f"{rec['d_loss']:.3f}", g=f"{rec['g_loss']:.3f}", r1=f"{rec.get('r1', 0):.3g}")
+            blown = divergence_reason(rec, cfg.blowup) if cfg.blowup else ""
+            if blown:
+                status = "diverged"
+                message = (f"[r3gan] training diverged by the blow-up rule at {after:,} images: {blown}; "
+                           f"the last good checkpoint is {last_good}.")
+                break
+        # Fixed-noise samples and spectra at their intervals (and at the end).
+        log.samples_and_spectra(state, before=before, done=done)
+        # Checkpoint at its interval and at the end.
+        if files.checkpoint is not None and (crossed(cfg.checkpoint_every, before, after) or done):
+            last_good = save_checkpoint(cfg, ctx, state, files)
+    bar.close()
+    state.G.requires_grad_(True)
+    state.D.requires_grad_(True)
+    wall = time.perf_counter() - t_start
+    if status == "diverged" and env.is_main:
+        print(message, flush=True)
+    metrics_path = files.write_metrics({
+        "status": status, "message": message, "images_seen": state.images_seen, "steps": state.step,
+        "wall_time_s": round(wall, 3), "last_checkpoint": last_good,
+        "last_record": log.records[-1] if log.records else None, "config": cfg.config, "preset": cfg.preset,
+        "world_size": env.world_size, "device": device_description(ctx.device), "precision": log.precision,
+        "commit": git_commit()})
+    return TrainResult(status=status, message=message, images_seen=state.images_seen, steps=state.step,
+                       wall_time=wall, records=log.records, spectral=log.spectral, samples=log.samples,
+                       checkpoint_path=last_good, log_path=files.log, metrics_path=metrics_path, G_ema=state.G_ema,
+                       G=state.G, D=state.D, config=cfg, recipe=ctx.recipe)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Before the loop: recipe, data, networks, optimisers; resuming; checkpoints
+# ---------------------------------------------------------------------------------------------------------
+def prepare(cfg: TrainConfig, env: dist_utils.DistEnv) -> tuple[StepContext, RunState]:
+    """Check the settings, load the data, build G, D, G_ema and their optimisers on the run's device."""
+    require_choice("amp", cfg.amp, AMP_CHOICES)
+    recipe = recipe_for(cfg)
+    device = env.device
+    use_amp = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
+    channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    _check_batch(recipe, cfg, env.world_size)
+
+    # Data: small datasets live on the device; the global batch is drawn by index (BatchStream).
+    ds = load_data(cfg)
+    images, labels = ds.images, (ds.labels if cfg.conditional else None)
+    if cfg.conditional and ds.labels is None:
+        raise ValueError(f"conditional=True but dataset {dataset_spec(cfg)!r} has no labels")
+    if images.numel() * images.element_size() <= 2**30:
+        images = images.to(device)
+        labels = labels.to(device) if labels is not None else None
+
+    # Networks: the same seed on every rank (then broadcast anyway); then per-rank seeds for in-network noise.
+    ckpt_io.seed_everything(cfg.seed)
+    G, D = build_networks(cfg)
+    if tuple(images.shape[1:]) != (G.channels, G.resolution, G.resolution):
+        raise ValueError(f"dataset images are {tuple(images.shape[1:])} but config {cfg.config} / preset "
+                         f"{cfg.preset} generates {(G.channels, G.resolution, G.resolution)}")
+    G = G.to(device=device, memory_format=memory_format).train()
+    D = D.to(device=device, memory_format=memory_format).train()
+    dist_utils.broadcast_module(G, env)
+    dist_utils.broadcast_module(D, env)
+    adam = dict(lr=recipe.lr(0), betas=(recipe.beta1, recipe.beta2(0)), eps=recipe.eps)
+    state = RunState(G=G, D=D, G_ema=make_ema(G), opt_G=torch.optim.Adam(G.parameters(), **adam),
+                     opt_D=torch.optim.Adam(D.parameters(), **adam),
+                     stream=BatchStream(cfg.seed, env.rank, env.world_size), pl_mean=torch.zeros((), device=device))
+    ckpt_io.seed_everything(cfg.seed + env.rank)
+    # R1 and R2 from one pass of D over [real; fake] (losses.discriminator_objective) where D allows it, on CUDA
+    # only: on this project's 2-core CPU the one-pass path measured no faster than two passes (E, stacked8 batch
+    # 64 one thread: 342 vs 333 img/s per D step; stacked16 batch 32 two threads: 135 vs 133), so the CPU keeps the
+    # reference path.
+    fuse = None if device.type == "cuda" else False
+    ctx = StepContext(recipe=recipe, env=env, images=images, labels=labels, memory_format=memory_format,
+                      use_amp=use_amp, fuse_penalties=fuse, ortho_beta=cfg.ortho_beta)
+    return ctx, state
+
+
+def _check_batch(recipe: Recipe, cfg: TrainConfig, world: int) -> None:
+    batch = recipe.batch
+    if batch % world:
+        raise ValueError(f"global batch {batch} does not split evenly over {world} ranks")
+    if recipe.pl_interval is not None and (batch // world) % recipe.pl_batch_shrink:
+        raise ValueError(f"per-rank batch {batch // world} is not divisible by pl_batch_shrink {recipe.pl_batch_shrink}")
+    require_positive("total_images", int(recipe.total_images))
+    require_positive("log_every", cfg.log_every)
+    require_positive("sample_count", cfg.sample_count)
+
+
+def resume(cfg: TrainConfig, ctx: StepContext, state: RunState, path: Path) -> None:
+    """Weights, optimisers, position, the batch stream and every random state from a checkpoint."""
+    saved = ckpt_io.load(path, map_location=ctx.device)
+    check_resumable(cfg, TrainConfig.from_dict(saved["train_config"]), ctx.recipe.batch)
+    state.load_state_dict(saved)
+    rank = ctx.env.rank
+    ckpt_io.set_rng_state(saved["rng"][rank] if rank < len(saved["rng"]) else saved["rng"][0])
+
+
+def save_checkpoint(cfg: TrainConfig, ctx: StepContext, state: RunState, files: RunFiles) -> Path | None:
+    """Every rank takes part (RNG states are gathered); the main rank writes atomically."""
+    rng_states = dist_utils.gather_objects(ckpt_io.rng_state(), ctx.env)
+    if not ctx.env.is_main or files.checkpoint is None:
+        return files.checkpoint
+    G = state.G
+    return ckpt_io.save_atomic({
+        "format": ckpt_io.CHECKPOINT_FORMAT, "train_config": cfg.as_dict(), "recipe": ctx.recipe.as_dict(),
+        **state.state_dict(), "rng": rng_states, "world_size": ctx.env.world_size,
+        "network_info": {"z_dim": G.z_dim, "resolution": G.resolution, "channels": G.channels,
+                         "num_classes": G.num_classes},
+    }, files.checkpoint)
+
+
+def _resume_path(cfg: TrainConfig, ckpt_path: Path | None) -> Path | None:
+    if cfg.resume is None:
+        return None
+    if cfg.resume == "auto":
+        return ckpt_path if ckpt_path is not None and ckpt_path.is_file() else None
+    path = Path(cfg.resume)
+    if not path.is_file():
+        raise FileNotFoundError(f"resume: no checkpoint at {path}")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------
+# During the loop: log records, sample grids, spectra
+# ---------------------------------------------------------------------------------------------------------
+def crossed(every: int | None, before: int, after: int) -> bool:
+    """True when the image count went past a multiple of `every` between `before` and `after` (None / 0 = never)."""
+    return bool(every) and after // every > before // every
+
+
+class TrainingLog:
+    """The run's log records (means over each log interval), fixed-noise sample grids and spectra."""
+
+    def __init__(self, cfg: TrainConfig, ctx: StepContext, state: RunState, files: RunFiles):
+        self.cfg, self.ctx, self.state, self.files = cfg, ctx, state, files
+        self.records: list[dict[str, Any]] = []
+        self.spectral: list[dict[str, Any]] = []
+        self.samples: list[tuple[int, Tensor]] = []
+        self.acc: dict[str, list[float]] = {}
+        self.precision = "bf16 autocast" if ctx.use_amp else "fp32"
+        self.t_start = self.interval_t0 = time.perf_counter()
+        self.interval_images = state.images_seen
+        # Fixed-noise sample latents (per-sample seeds; classes cycle when conditional).
+        G = state.G
+        self.z_fixed = fixed_latents(G.z_dim, cfg.sample_count, cfg.seed)
+        self.c_fixed = torch.arange(cfg.sample_count) % G.num_classes if cfg.conditional else None
+
+    def accumulate(self, stats: dict[str, float]) -> None:
+        for k, v in stats.items():
+            self.acc.setdefault(k, []).append(v)
+
+    def write_record(self, **values: Any) -> dict[str, Any]:
+        """Close the interval: one record of means (averaged over ranks) and the interval's throughput."""
+        now, seen = time.perf_counter(), self.state.images_seen
+        rec = _log_record(self.acc, self.ctx.env, images_seen=seen, step=self.state.step, **values,
+                          precision=self.precision,
+                          images_per_second=(seen - self.interval_images) / max(now - self.interval_t0, 1e-9),
+                          time_s=now - self.t_start)
+        self.records.append(rec)
+        self.files.append(LOG_NAME, rec)
+        self.acc, self.interval_t0, self.interval_images = {}, now, seen
+        return rec
+
+    def samples_and_spectra(self, state: RunState, before: int | None = None, done: bool = False,
+                            start: bool = False) -> None:
+        """Sample grids and spectra when their intervals were crossed since `before`, at the end, or at start."""
+        cfg = self.cfg
+        due = (lambda every: bool(every)) if start else \
+            (lambda every: crossed(every, before, state.images_seen) or (done and bool(every)))
+        if due(cfg.sample_every) and self.ctx.env.is_main:
+            grid = sample_images(state.G_ema, self.z_fixed, self.c_fixed, self.ctx.device)
+            self.samples.append((state.images_seen, grid))
+            self.files.save_samples(state.images_seen, grid)
+        if due(cfg.spectral_every) and self.ctx.env.is_main:
+            from ..biggan import spectral_norms
+
+            device = self.ctx.device
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                rec = {"images_seen": state.images_seen, "step": state.step,
+                       "G": spectral_norms(state.G, cfg.spectral_iters), "D": spectral_norms(state.D, cfg.spectral_iters)}
+            self.spectral.append(rec)
+            self.files.append(SPECTRAL_NAME, rec)
+
+
+def _log_record(acc: dict[str, list[float]], env: dist_utils.DistEnv, **fixed: Any) -> dict[str, Any]:
+    """Means over the interval of the statistics measured in it (averaged over ranks); penalty weights are those
+    used when applied (0 = never); *_steps count the steps that applied R1/R2 (penalty_steps) and path length."""
+    counted = ("r1_weight", "r2_weight", "pl_steps", "penalty_steps")
+    pl_keys = ("pl_penalty", "pl_length", "pl_mean")
+    means = {k: sum(v) / len(v) for k, v in acc.items() if k not in counted + pl_keys}
+    means = dist_utils.mean_over_ranks(means, env)
+    rec: dict[str, Any] = {"images_seen": fixed.pop("images_seen"), "step": fixed.pop("step")}
+    rec["kimg"] = rec["images_seen"] / 1000
+    rec.update(means)
+    rec["r1_weight"] = max(acc.get("r1_weight", [0.0]))
+    rec["r2_weight"] = max(acc.get("r2_weight", [0.0]))
+    rec["penalty_steps"] = int(sum(acc.get("penalty_steps", [])))
+    rec["pl_steps"] = int(sum(acc.get("pl_steps", [])))
+    for k in pl_keys:  # means over the steps that computed them (None when none did)
+        rec[k] = sum(acc[k]) / len(acc[k]) if k in acc else None
+    rec.update(fixed)
+    return rec
+
+
+def _divergence_message(phase: str, state: RunState, stats: dict[str, float], bad: list[str],
+                        last_good: Path | None) -> str:
+    shown = ", ".join(f"{k}={stats[k]}" for k in bad) or "on another rank"
+    keep = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written (out_dir=None)"
+    return (f"[r3gan] training diverged in the {phase} step at step {state.step} ({state.images_seen:,} images): "
+            f"non-finite {shown}; stopped before the update, {keep}.")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# After training: a trained generator for sampling, evaluation and chapters
+# ---------------------------------------------------------------------------------------------------------
+def load_generator(path: str | Path, which: str = "G_ema", device: str = "cpu") -> tuple[nn.Module, TrainConfig]:
+    """Rebuild G from a checkpoint's TrainConfig and load `which` ('G_ema' or 'G'); eval mode, no grad."""
+    require_choice("which", which, ("G_ema", "G"))
+    state = ckpt_io.load(path, map_location="cpu")
+    cfg = TrainConfig.from_dict(state["train_config"])
+    G, _ = build_networks(cfg)
+    G.load_state_dict(state[which])
+    return G.to(device).eval().requires_grad_(False), cfg

@@ -1,0 +1,86 @@
+"""What a run writes under its out_dir (main rank only), and reads back when it resumes.
+
+checkpoint.pt (atomic, training.checkpoint), log.jsonl (one record per log interval), spectral.jsonl (sigma_0 of
+every weight), samples/<images>.png (fixed-noise grids), config.json and train_metrics.json (atomic).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from ..report import atomic_open, jsonable, write_json_atomic
+from ..sampling import save_grid_png
+from .config import CHECKPOINT_NAME, LOG_NAME, METRICS_NAME, SPECTRAL_NAME
+
+
+def read_log(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a log.jsonl (NaN / inf were written as strings and come back as floats)."""
+    return [{k: (float(v) if v in ("nan", "inf", "-inf") else v) for k, v in rec.items()} for rec in _read_jsonl(path)]
+
+
+def _read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _rewrite_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    if not path.exists() and not records:
+        return
+    with atomic_open(path) as f:
+        f.write("".join(json.dumps(jsonable(r)) + "\n" for r in records))
+
+
+class RunFiles:
+    """The files of one run. out_dir None = write nothing; on ranks other than the main one every write is skipped."""
+
+    def __init__(self, out_dir: str | Path | None, is_main: bool):
+        self.out_dir = Path(out_dir) if out_dir else None
+        self.is_main = is_main
+        self.checkpoint = self.out_dir / CHECKPOINT_NAME if self.out_dir else None
+        self.log = self.out_dir / LOG_NAME if self.out_dir else None
+
+    @property
+    def writes(self) -> bool:
+        return self.is_main and self.out_dir is not None
+
+    def prepare(self, fresh: bool, config: dict[str, Any]) -> None:
+        """Create out_dir, drop temporary files a killed process left; a fresh run replaces an earlier run's files."""
+        if not self.writes:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.out_dir.glob(f".{CHECKPOINT_NAME}.*.tmp"):  # left by a process killed mid-write
+            stale.unlink(missing_ok=True)
+        if fresh:
+            for old in [self.log, self.out_dir / SPECTRAL_NAME, *self.out_dir.glob("samples/*.png")]:
+                old.unlink(missing_ok=True)
+        write_json_atomic(self.out_dir / "config.json", config)
+
+    def history(self, images_seen: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(log records, spectral records) up to `images_seen`; the main rank drops a killed run's later tail."""
+        if self.out_dir is None:
+            return [], []
+        records = [r for r in read_log(self.log) if r["images_seen"] <= images_seen]
+        spectral = [r for r in _read_jsonl(self.out_dir / SPECTRAL_NAME) if r["images_seen"] <= images_seen]
+        if self.is_main:
+            _rewrite_jsonl(self.log, records)
+            _rewrite_jsonl(self.out_dir / SPECTRAL_NAME, spectral)
+        return records, spectral
+
+    def append(self, name: str, record: dict[str, Any]) -> None:
+        """One JSON line appended to LOG_NAME or SPECTRAL_NAME."""
+        if self.writes:
+            with open(self.out_dir / name, "a") as f:
+                f.write(json.dumps(jsonable(record)) + "\n")
+
+    def save_samples(self, images_seen: int, grid: Tensor) -> None:
+        if self.writes:
+            save_grid_png(grid, self.out_dir / "samples" / f"{images_seen:010d}.png")
+
+    def write_metrics(self, metrics: dict[str, Any]) -> Path | None:
+        return write_json_atomic(self.out_dir / METRICS_NAME, metrics) if self.writes else None
