@@ -3,6 +3,12 @@
 
     python benchmarks/bench_iteration.py --configs A B C D E --presets stacked16 --batch 32 --iters 10
     python benchmarks/bench_iteration.py --presets cifar10 --batch 64 --no-penalty     # without R1 + R2
+    python benchmarks/bench_iteration.py --configs E --presets stacked16 --trainer      # the trainer's own steps
+
+--trainer also times the code `r3gan_core.training.train` runs each iteration (training.steps: apply_schedule,
+discriminator_step, generator_step, ema_step, on the context and state training.loop.prepare builds), not a copy
+of it, and prints the trainer / bare ratio: schedules, EMA, gradient-norm and finiteness statistics are the
+difference. D's input-gradient norms are measured only on log steps, so the timed steps measure none.
 
 The D step is `losses.discriminator_objective` (adversarial loss + (gamma/2)(R1 + R2), a double backward
 through D; with --no-penalty, no input gradient at all, not even the trainer's logged gradient norms), the
@@ -30,6 +36,10 @@ sys.path.insert(0, str(REPO))
 from r3gan_core.losses import LOSSES, discriminator_objective, generator_objective  # noqa: E402
 from r3gan_core.networks import available_configs, available_presets, build, count_parameters  # noqa: E402
 from r3gan_core.report import device_description, pick_device  # noqa: E402
+from r3gan_core.training import TrainConfig  # noqa: E402
+from r3gan_core.training import distributed as dist_utils  # noqa: E402
+from r3gan_core.training.loop import prepare  # noqa: E402
+from r3gan_core.training.steps import apply_schedule, discriminator_step, ema_step, generator_step  # noqa: E402
 
 
 def _autocast(device: torch.device, enabled: bool):
@@ -80,20 +90,52 @@ def time_iteration(config: str, preset: str, batch: int, iters: int, warmup: int
         g_obj.mean().backward()
         opt_g.step()
 
+    median = _median_seconds(iteration, iters, warmup, device)
+    return {"config": config, "preset": preset, "batch": batch, "penalty": penalty, "loss": loss,
+            "conditional": conditional, "s_per_iter": median, "images_per_s": batch / median,
+            "G_params": n_g, "D_params": n_d}
+
+
+def _median_seconds(step, iters: int, warmup: int, device: torch.device) -> float:
     for _ in range(warmup):
-        iteration()
+        step()
     times = []
     for _ in range(iters):
         _sync(device)
         t0 = time.perf_counter()
-        iteration()
+        step()
         _sync(device)
         times.append(time.perf_counter() - t0)
-    times.sort()
-    median = times[len(times) // 2]
+    return sorted(times)[len(times) // 2]
+
+
+def time_trainer_iteration(config: str, preset: str, batch: int, iters: int, warmup: int, penalty: str, loss: str,
+                           gamma: float, conditional: bool, device: torch.device, amp: bool,
+                           channels_last: bool | None = None) -> dict:
+    """Seconds per iteration of the trainer's own step functions on random data of the preset's shape."""
+    from types import SimpleNamespace
+
+    cfg = TrainConfig(config=config, preset=preset, batch=batch, total_images=batch * (iters + warmup + 1) * 4,
+                      loss=loss, penalty=penalty, gamma=gamma, conditional=conditional, device=str(device),
+                      amp="bf16" if amp else "off", channels_last=channels_last, progress=False)
+    G, _ = build(config, preset, conditional=conditional)
+    n = max(4 * batch, 256)
+    data = SimpleNamespace(images=torch.randn(n, G.channels, G.resolution, G.resolution).clamp(-1, 1),
+                           labels=torch.randint(0, max(G.num_classes, 1), (n,)) if conditional else None)
+    env = dist_utils.setup(str(device))
+    ctx, state = prepare(cfg, env, data=data)
+
+    def step() -> None:
+        _, _, g = apply_schedule(ctx.recipe, state)
+        discriminator_step(ctx, state, g, measure_gradients=False)
+        generator_step(ctx, state)
+        ema_step(ctx, state, use_ema=True)
+        state.images_seen, state.step = state.images_seen + ctx.recipe.batch, state.step + 1
+
+    median = _median_seconds(step, iters, warmup, device)
     return {"config": config, "preset": preset, "batch": batch, "penalty": penalty, "loss": loss,
             "conditional": conditional, "s_per_iter": median, "images_per_s": batch / median,
-            "G_params": n_g, "D_params": n_d}
+            "channels_last": ctx.memory_format == torch.channels_last}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads (torch.set_num_threads); default: torch's choice")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument("--penalty-overhead", action="store_true",
+                        help="also time the same iteration without penalties and print with / without")
+    parser.add_argument("--trainer", action="store_true",
+                        help="also time the trainer's own step functions and print trainer / bare")
+    parser.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
+                        help="--trainer: memory format (auto = the trainer's default for the device)")
     args = parser.parse_args(argv)
 
     device = pick_device(args.device)
@@ -132,6 +180,20 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(r)
             print(f"{config:<6} {preset:<12} {r['G_params']:>11,} {r['D_params']:>11,} {r['s_per_iter']:>9.4f} "
                   f"{r['images_per_s']:>9.1f}", flush=True)
+            if args.penalty_overhead and penalty != "none":
+                bare = time_iteration(config, preset, args.batch, args.iters, args.warmup, "none", args.loss,
+                                      args.gamma, args.conditional, device, amp)
+                r["without_penalty"] = bare
+                print(f"{'':<6} {'no penalty':<12} {'':>23} {bare['s_per_iter']:>9.4f} {bare['images_per_s']:>9.1f}"
+                      f"   R1 + R2 overhead = {bare['images_per_s'] / r['images_per_s']:.2f}x", flush=True)
+            if args.trainer:
+                cl = {"auto": None, "on": True, "off": False}[args.channels_last]
+                t = time_trainer_iteration(config, preset, args.batch, args.iters, args.warmup, penalty, args.loss,
+                                           args.gamma, args.conditional, device, amp, cl)
+                r["trainer"] = t
+                print(f"{'':<6} {'trainer':<12} {'channels_last' if t['channels_last'] else 'contiguous':>23} "
+                      f"{t['s_per_iter']:>9.4f} {t['images_per_s']:>9.1f}   trainer / bare = "
+                      f"{t['images_per_s'] / r['images_per_s']:.2f}", flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"device": device_description(device), "amp": amp, "rows": rows}, indent=2))

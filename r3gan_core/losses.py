@@ -15,6 +15,7 @@ Every function returns a per-sample tensor of shape [N]; average it yourself.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -124,7 +125,7 @@ def _input_gradients(discriminator, real: Tensor, fake: Tensor, need_real: bool,
 
 def discriminator_objective(
     discriminator, real: Tensor, fake: Tensor, loss: str, penalty: str, gamma: float, labels: Tensor | None = None,
-    measure_gradients: bool = True, fused: bool | None = None,
+    measure_gradients: bool = True, fused: bool | None = None, as_tensors: bool = False,
 ) -> tuple[Tensor, dict[str, float]]:
     """D's full objective, per sample: adversarial loss + (gamma/2)(R1 + R2 as switched on) (paper Eq. 3-4).
 
@@ -136,7 +137,8 @@ def discriminator_objective(
     then reused for the statistic) or measure_gradients=True (the diagnostic on both batches). Statistics of
     gradients that were not computed are absent from the dict. fused=None picks the one-pass path (one forward of
     D on [real; fake], one autograd.grad) when both gradients are needed and D does not mix samples; fused=False
-    is the reference two-pass path (tests assert they agree).
+    is the reference two-pass path (tests assert they agree). as_tensors=True returns the statistics as detached
+    0-d tensors on D's device, so that reading them does not wait for the device (the trainer on CUDA).
     """
     w_r1, w_r2 = penalty_weights(penalty, gamma)
     need_real, need_fake = w_r1 > 0 or measure_gradients, w_r2 > 0 or measure_gradients
@@ -153,19 +155,25 @@ def discriminator_objective(
         total = total + w_r1 * r1
     if w_r2 > 0:
         total = total + w_r2 * r2
-    stats = {"d_loss": adversarial.mean().item(), "real_logits": real_logits.mean().item(),
-             "fake_logits": fake_logits.mean().item()}
+    stats = {"d_loss": adversarial.mean(), "real_logits": real_logits.mean(), "fake_logits": fake_logits.mean()}
     if r1 is not None:
-        stats.update(r1=r1.mean().item(), grad_norm_real=r1.detach().sqrt().mean().item())
+        stats.update(r1=r1.mean(), grad_norm_real=r1.detach().sqrt().mean())
     if r2 is not None:
-        stats.update(r2=r2.mean().item(), grad_norm_fake=r2.detach().sqrt().mean().item())
-    return total, stats
+        stats.update(r2=r2.mean(), grad_norm_fake=r2.detach().sqrt().mean())
+    return total, detached_stats(stats, as_tensors)
+
+
+def detached_stats(stats: dict[str, Tensor], as_tensors: bool) -> dict[str, Any]:
+    """Statistics detached from the graph: 0-d tensors (as_tensors) or Python floats (one device sync each)."""
+    return {k: (v.detach().float() if as_tensors else v.item()) for k, v in stats.items()}
 
 
 def generator_objective(
-    discriminator, fake: Tensor, real: Tensor | None, loss: str, labels: Tensor | None = None
+    discriminator, fake: Tensor, real: Tensor | None, loss: str, labels: Tensor | None = None,
+    as_tensors: bool = False,
 ) -> tuple[Tensor, dict[str, float]]:
-    """G's per-sample objective (non-saturating); `real` (a fresh real batch) is needed for RpGAN only."""
+    """G's per-sample objective (non-saturating); `real` (a fresh real batch) is needed for RpGAN only.
+    as_tensors: statistics as detached 0-d tensors (see discriminator_objective)."""
     kwargs = {} if labels is None else {"c": labels}
     fake_logits = discriminator(fake, **kwargs).reshape(-1)
     real_logits = None
@@ -174,7 +182,7 @@ def generator_objective(
             raise ValueError("the rpgan generator objective needs a real batch")
         real_logits = discriminator(real.detach(), **kwargs).reshape(-1)
     g = generator_loss(loss, fake_logits, real_logits)
-    return g, {"g_loss": g.mean().item()}
+    return g, detached_stats({"g_loss": g.mean()}, as_tensors)
 
 
 # The divergence rule of every chapter (2D toys and image runs): "fail" in the paper's tables, applied per run.

@@ -250,3 +250,28 @@ def test_two_ranks_equal_one_process(tmp_path):
     for x, y in zip(ra, rb):
         for k in ("d_loss", "g_loss", "r1", "r2"):
             assert x[k] == pytest.approx(y[k], rel=1e-4, abs=1e-6)
+
+
+def test_deferred_guard_trains_the_same_weights_and_still_catches_divergence(tmp_path, monkeypatch):
+    """guard_every > 1 (the GPU default: no per-step host sync) changes when statistics are read, not training:
+    the same weights as checking every step; a NaN on an unchecked step is still caught at the next check, and
+    the last good checkpoint is finite."""
+    every = train(tiny("E", steps=6, guard_every=1))
+    deferred = train(tiny("E", steps=6, guard_every=4))
+    for a, b in zip(every.G.parameters(), deferred.G.parameters()):
+        assert torch.equal(a, b)
+    assert [r["d_loss"] for r in every.records] == pytest.approx([r["d_loss"] for r in deferred.records])
+    real_objective = steps_mod.discriminator_objective
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):  # a NaN statistic on the 2nd step only, an unchecked step
+        calls["n"] += 1
+        total, stats = real_objective(*args, **kwargs)
+        return (total, dict(stats, d_loss=float("nan"))) if calls["n"] == 2 else (total, stats)
+
+    monkeypatch.setattr(steps_mod, "discriminator_objective", poisoned)
+    result = train(tiny("E", steps=8, guard_every=4, out_dir=str(tmp_path), log_every=100 * BATCH))
+    assert result.status == "diverged" and "within the 4 steps before step 3" in result.message
+    assert "d_loss" in result.message
+    state = ckpt_io.load(result.checkpoint_path)
+    assert state["step"] == 0 and all(torch.isfinite(t).all() for t in state["G"].values())

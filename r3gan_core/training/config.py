@@ -51,6 +51,10 @@ class TrainConfig:
     # Divergence rule beyond non-finite values (losses.divergence_reason, the 2D toys' rule): a log record whose
     # loss, mean input-gradient norm of D or logit gap exceeds `blowup` stops the run as "diverged". None = off.
     blowup: float | None = None
+    # The finiteness guard reads the step's statistics on the host every `guard_every` steps, on log and
+    # checkpoint steps, and keeps them on the device in between (no per-step host sync on a GPU). A non-finite
+    # value found late stops the run all the same, and a checkpoint is never written unchecked.
+    guard_every: int | None = None  # None = 1 on a CPU (stop before the bad update), 16 on CUDA
     # Reproducibility and output
     seed: int = 0
     out_dir: str | None = None  # None = write nothing

@@ -101,27 +101,37 @@ def _train(cfg: TrainConfig, env: dist_utils.DistEnv) -> TrainResult:
                disable=not (env.is_main and cfg.progress), dynamic_ncols=True, desc=f"config {cfg.config}")
     status, message = "ok", ""
     log.interval_t0 = time.perf_counter()
+    guard_every = cfg.guard_every or (16 if ctx.stats_on_device else 1)
     while state.images_seen < total:
         before, after = state.images_seen, state.images_seen + ctx.recipe.batch
         logs_now = crossed(cfg.log_every, before, after) or after >= total
+        checkpoint_now = files.checkpoint is not None and (crossed(cfg.checkpoint_every, before, after) or after >= total)
+        check = (state.step + 1) % guard_every == 0 or logs_now or checkpoint_now
         # Schedule: lr, beta2, gamma are functions of the images seen so far.
         lr, beta2, gamma = apply_schedule(ctx.recipe, state)
-        # D step (D is not updated when a statistic is non-finite: the run stops as diverged).
-        stats, bad = discriminator_step(ctx, state, gamma, measure_gradients=logs_now)
+        # D step (on a checked step D is not updated when a statistic is non-finite: the run stops as diverged).
+        stats, bad = discriminator_step(ctx, state, gamma, measure_gradients=logs_now, check=check)
         if bad is not None:
             status, message = "diverged", _divergence_message("D", state, stats, bad, last_good)
             break
         # G step.
-        g_stats, bad = generator_step(ctx, state)
+        g_stats, bad = generator_step(ctx, state, check=check)
         stats.update(g_stats)
         if bad is not None:
             status, message = "diverged", _divergence_message("G", state, stats, bad, last_good)
+            break
+        log.accumulate(stats, deferred=guard_every > 1)
+        late = log.nonfinite_since_last_check() if check and guard_every > 1 else []
+        if late:
+            status = "diverged"
+            message = (f"[r3gan] training diverged within the {guard_every} steps before step {state.step} "
+                       f"({state.images_seen:,} images): non-finite {', '.join(late)}; the last good checkpoint is "
+                       f"{last_good}.")
             break
         # EMA of G's weights, half-life in images.
         half_life, beta = ema_step(ctx, state, cfg.ema)
         state.images_seen, state.step = after, state.step + 1
         bar.update(ctx.recipe.batch)
-        log.accumulate(stats)
         done = after >= total
         # Log record at its interval; the blow-up rule is checked on it.
         if logs_now:
@@ -135,8 +145,8 @@ def _train(cfg: TrainConfig, env: dist_utils.DistEnv) -> TrainResult:
                 break
         # Fixed-noise samples and spectra at their intervals (and at the end).
         log.samples_and_spectra(state, before=before, done=done)
-        # Checkpoint at its interval and at the end.
-        if files.checkpoint is not None and (crossed(cfg.checkpoint_every, before, after) or done):
+        # Checkpoint at its interval and at the end (a checked step: never a non-finite one).
+        if checkpoint_now:
             last_good = save_checkpoint(cfg, ctx, state, files)
     bar.close()
     state.G.requires_grad_(True)
@@ -159,8 +169,11 @@ def _train(cfg: TrainConfig, env: dist_utils.DistEnv) -> TrainResult:
 # ---------------------------------------------------------------------------------------------------------
 # Before the loop: recipe, data, networks, optimisers; resuming; checkpoints
 # ---------------------------------------------------------------------------------------------------------
-def prepare(cfg: TrainConfig, env: dist_utils.DistEnv) -> tuple[StepContext, RunState]:
-    """Check the settings, load the data, build G, D, G_ema and their optimisers on the run's device."""
+def prepare(cfg: TrainConfig, env: dist_utils.DistEnv, data: Any = None) -> tuple[StepContext, RunState]:
+    """Check the settings, load the data, build G, D, G_ema and their optimisers on the run's device.
+
+    data: an object with `.images` (and `.labels`) to use instead of loading cfg's dataset (benchmarks).
+    """
     require_choice("amp", cfg.amp, AMP_CHOICES)
     recipe = recipe_for(cfg)
     device = env.device
@@ -170,7 +183,7 @@ def prepare(cfg: TrainConfig, env: dist_utils.DistEnv) -> tuple[StepContext, Run
     _check_batch(recipe, cfg, env.world_size)
 
     # Data: small datasets live on the device; the global batch is drawn by index (BatchStream).
-    ds = load_data(cfg)
+    ds = data if data is not None else load_data(cfg)
     images, labels = ds.images, (ds.labels if cfg.conditional else None)
     if cfg.conditional and ds.labels is None:
         raise ValueError(f"conditional=True but dataset {dataset_spec(cfg)!r} has no labels")
@@ -199,7 +212,8 @@ def prepare(cfg: TrainConfig, env: dist_utils.DistEnv) -> tuple[StepContext, Run
     # reference path.
     fuse = None if device.type == "cuda" else False
     ctx = StepContext(recipe=recipe, env=env, images=images, labels=labels, memory_format=memory_format,
-                      use_amp=use_amp, fuse_penalties=fuse, ortho_beta=cfg.ortho_beta)
+                      use_amp=use_amp, fuse_penalties=fuse, ortho_beta=cfg.ortho_beta,
+                      stats_on_device=device.type == "cuda")
     return ctx, state
 
 
@@ -265,6 +279,7 @@ class TrainingLog:
         self.spectral: list[dict[str, Any]] = []
         self.samples: list[tuple[int, Tensor]] = []
         self.acc: dict[str, list[float]] = {}
+        self.unchecked: list[dict[str, Any]] = []  # step statistics not yet read on the host (guard_every > 1)
         self.precision = "bf16 autocast" if ctx.use_amp else "fp32"
         self.t_start = self.interval_t0 = time.perf_counter()
         self.interval_images = state.images_seen
@@ -273,9 +288,20 @@ class TrainingLog:
         self.z_fixed = fixed_latents(G.z_dim, cfg.sample_count, cfg.seed)
         self.c_fixed = torch.arange(cfg.sample_count) % G.num_classes if cfg.conditional else None
 
-    def accumulate(self, stats: dict[str, float]) -> None:
+    def accumulate(self, stats: dict[str, float], deferred: bool = False) -> None:
+        """Add a step's statistics to the interval; deferred: also keep them for the next finiteness check."""
         for k, v in stats.items():
             self.acc.setdefault(k, []).append(v)
+        if deferred:
+            self.unchecked.append(stats)
+
+    def nonfinite_since_last_check(self) -> list[str]:
+        """Names of statistics that were non-finite on a step since the last check (one host sync), then reset."""
+        from .steps import nonfinite
+
+        bad = sorted({k for stats in self.unchecked for k in nonfinite(stats)})
+        self.unchecked = []
+        return bad
 
     def write_record(self, **values: Any) -> dict[str, Any]:
         """Close the interval: one record of means (averaged over ranks) and the interval's throughput."""
@@ -315,7 +341,7 @@ def _log_record(acc: dict[str, list[float]], env: dist_utils.DistEnv, **fixed: A
     used when applied (0 = never); *_steps count the steps that applied R1/R2 (penalty_steps) and path length."""
     counted = ("r1_weight", "r2_weight", "pl_steps", "penalty_steps")
     pl_keys = ("pl_penalty", "pl_length", "pl_mean")
-    means = {k: sum(v) / len(v) for k, v in acc.items() if k not in counted + pl_keys}
+    means = {k: float(sum(v)) / len(v) for k, v in acc.items() if k not in counted + pl_keys}
     means = dist_utils.mean_over_ranks(means, env)
     rec: dict[str, Any] = {"images_seen": fixed.pop("images_seen"), "step": fixed.pop("step")}
     rec["kimg"] = rec["images_seen"] / 1000
@@ -325,14 +351,14 @@ def _log_record(acc: dict[str, list[float]], env: dist_utils.DistEnv, **fixed: A
     rec["penalty_steps"] = int(sum(acc.get("penalty_steps", [])))
     rec["pl_steps"] = int(sum(acc.get("pl_steps", [])))
     for k in pl_keys:  # means over the steps that computed them (None when none did)
-        rec[k] = sum(acc[k]) / len(acc[k]) if k in acc else None
+        rec[k] = float(sum(acc[k])) / len(acc[k]) if k in acc else None
     rec.update(fixed)
     return rec
 
 
 def _divergence_message(phase: str, state: RunState, stats: dict[str, float], bad: list[str],
                         last_good: Path | None) -> str:
-    shown = ", ".join(f"{k}={stats[k]}" for k in bad) or "on another rank"
+    shown = ", ".join(f"{k}={float(stats[k])}" if k in stats else k for k in bad) or "on another rank"
     keep = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written (out_dir=None)"
     return (f"[r3gan] training diverged in the {phase} step at step {state.step} ({state.images_seen:,} images): "
             f"non-finite {shown}; stopped before the update, {keep}.")

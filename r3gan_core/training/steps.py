@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..losses import discriminator_objective, generator_objective
+from ..losses import detached_stats, discriminator_objective, generator_objective
 from . import distributed as dist_utils
 from .ema import update_ema
 from .recipes import Recipe
@@ -66,6 +66,7 @@ class StepContext:
     use_amp: bool  # bf16 autocast
     fuse_penalties: bool | None  # losses.discriminator_objective's `fused`
     ortho_beta: float | None  # BigGAN's orthogonal regularisation of G (None = off)
+    stats_on_device: bool = False  # statistics stay 0-d device tensors until read (no per-step host sync)
 
     @property
     def device(self) -> torch.device:
@@ -97,13 +98,14 @@ def apply_schedule(recipe: Recipe, state: RunState) -> tuple[float, float, float
     return lr, beta2, gamma
 
 
-def discriminator_step(ctx: StepContext, state: RunState, gamma: float, measure_gradients: bool
+def discriminator_step(ctx: StepContext, state: RunState, gamma: float, measure_gradients: bool, check: bool = True
                        ) -> tuple[dict[str, float], list[str] | None]:
     """Adversarial loss + (gamma/2)(R1 + R2) (paper Eq. 3-4); lazy for config A (every k steps, weight x k).
 
     Fakes come from G without gradient. D's input-gradient norms come free with the penalty's own gradients and
     are measured besides only when `measure_gradients` (the steps that write a log record). Returns the step's
-    statistics and None, or the names of non-finite ones (D is then not updated; see _step_if_finite).
+    statistics and None, or the names of non-finite ones (D is then not updated; see _step_if_finite). check=False
+    updates without reading the statistics (the loop checks them later: TrainConfig.guard_every).
     """
     recipe, G, D = ctx.recipe, state.G, state.D
     apply_penalty = recipe.penalty != "none" and state.step % recipe.penalty_interval == 0
@@ -117,17 +119,18 @@ def discriminator_step(ctx: StepContext, state: RunState, gamma: float, measure_
         fake = generate(G, z, c, recipe.style_mixing, state.stream, ctx.device)
     with ctx.autocast():
         d_obj, stats = discriminator_objective(D, real, fake.float(), recipe.loss, penalty, d_gamma, labels=c,
-                                               measure_gradients=measure_gradients, fused=ctx.fuse_penalties)
+                                               measure_gradients=measure_gradients, fused=ctx.fuse_penalties,
+                                               as_tensors=ctx.stats_on_device)
     state.opt_D.zero_grad(set_to_none=True)
     d_obj.float().mean().backward()
     dist_utils.all_reduce_grads(list(D.parameters()), ctx.env)
-    stats["d_grad_norm"] = grad_norm(D)
+    stats["d_grad_norm"] = grad_norm(D, ctx.stats_on_device)
     w1, w2 = (d_gamma / 2 if "r1" in penalty else 0.0), (d_gamma / 2 if "r2" in penalty else 0.0)
     stats.update(r1_weight=w1, r2_weight=w2, penalty_steps=float(apply_penalty))
-    return stats, _step_if_finite(state.opt_D, stats, ctx.env)
+    return stats, _step_if_finite(state.opt_D, stats, ctx.env, check)
 
 
-def generator_step(ctx: StepContext, state: RunState) -> tuple[dict[str, float], list[str] | None]:
+def generator_step(ctx: StepContext, state: RunState, check: bool = True) -> tuple[dict[str, float], list[str] | None]:
     """G's non-saturating loss on a fresh real batch paired with the fakes (RpGAN); for config A style mixing and,
     every k steps, path-length regularisation; BigGAN's orthogonal penalty when ctx.ortho_beta is set."""
     recipe, G, D, stream = ctx.recipe, state.G, state.D, state.stream
@@ -137,7 +140,8 @@ def generator_step(ctx: StepContext, state: RunState) -> tuple[dict[str, float],
     D.requires_grad_(False)
     with ctx.autocast():
         fake = generate(G, z, c, recipe.style_mixing, stream, ctx.device)
-        g_obj, stats = generator_objective(D, fake, real if recipe.loss == "rpgan" else None, recipe.loss, labels=c)
+        g_obj, stats = generator_objective(D, fake, real if recipe.loss == "rpgan" else None, recipe.loss, labels=c,
+                                           as_tensors=ctx.stats_on_device)
     g_total = g_obj.float().mean()
     if recipe.pl_interval is not None and state.step % recipe.pl_interval == 0:
         n_pl = recipe.batch // recipe.pl_batch_shrink
@@ -147,19 +151,19 @@ def generator_step(ctx: StepContext, state: RunState) -> tuple[dict[str, float],
         pl_penalty, state.pl_mean, pl_length = path_length_penalty(G, z_pl, c_pl, state.pl_mean, recipe.pl_decay,
                                                                    stream, ctx.env)
         g_total = g_total + pl_penalty.mean() * recipe.pl_weight * recipe.pl_interval
-        stats.update(pl_penalty=pl_penalty.mean().item(), pl_length=pl_length, pl_mean=float(state.pl_mean),
-                     pl_steps=1.0)
+        stats.update(detached_stats({"pl_penalty": pl_penalty.mean(), "pl_length": pl_length,
+                                     "pl_mean": state.pl_mean}, ctx.stats_on_device), pl_steps=1.0)
     if ctx.ortho_beta is not None:
         from ..biggan import orthogonal_penalty_total
 
         ortho = orthogonal_penalty_total(G, ctx.ortho_beta)
         g_total = g_total + ortho.to(g_total.device)
-        stats["ortho_penalty"] = ortho.item()
+        stats.update(detached_stats({"ortho_penalty": ortho}, ctx.stats_on_device))
     state.opt_G.zero_grad(set_to_none=True)
     g_total.backward()
     dist_utils.all_reduce_grads(list(G.parameters()), ctx.env)
-    stats["g_grad_norm"] = grad_norm(G)
-    bad = _step_if_finite(state.opt_G, stats, ctx.env)
+    stats["g_grad_norm"] = grad_norm(G, ctx.stats_on_device)
+    bad = _step_if_finite(state.opt_G, stats, ctx.env, check)
     D.requires_grad_(True)
     return stats, bad
 
@@ -173,17 +177,34 @@ def ema_step(ctx: StepContext, state: RunState, use_ema: bool) -> tuple[float, f
     return half_life, beta
 
 
-def grad_norm(module: nn.Module) -> float:
-    """The total 2-norm of a module's parameter gradients (0 when none)."""
+def grad_norm(module: nn.Module, as_tensor: bool = False) -> float | Tensor:
+    """The total 2-norm of a module's parameter gradients (0 when none); a 0-d device tensor when as_tensor."""
     grads = [p.grad for p in module.parameters() if p.grad is not None]
-    return float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
+    if not grads:
+        return 0.0
+    norm = torch.nn.utils.get_total_norm(grads).detach()
+    return norm if as_tensor else float(norm)
 
 
-def _step_if_finite(optimizer: torch.optim.Optimizer, stats: dict[str, float],
-                    env: dist_utils.DistEnv) -> list[str] | None:
-    """Take the optimiser step when every statistic is finite on every rank and return None; otherwise skip it and
-    return the names of this rank's non-finite statistics (empty when the bad value was on another rank)."""
+def nonfinite(stats: dict[str, Any]) -> list[str]:
+    """Names of the statistics (floats or 0-d tensors) that are not finite: one host sync for all tensors."""
     bad = [k for k, v in stats.items() if isinstance(v, float) and not math.isfinite(v)]
+    keys = [k for k, v in stats.items() if isinstance(v, Tensor)]
+    if keys:
+        flags = torch.stack([stats[k].float().reshape(()) for k in keys]).isfinite().tolist()
+        bad += [k for k, ok in zip(keys, flags) if not ok]
+    return bad
+
+
+def _step_if_finite(optimizer: torch.optim.Optimizer, stats: dict[str, float], env: dist_utils.DistEnv,
+                    check: bool = True) -> list[str] | None:
+    """Take the optimiser step when every statistic is finite on every rank and return None; otherwise skip it and
+    return the names of this rank's non-finite statistics (empty when the bad value was on another rank).
+    check=False steps without looking (the caller checks later)."""
+    if not check:
+        optimizer.step()
+        return None
+    bad = nonfinite(stats)
     if dist_utils.all_ranks(not bad, env):
         optimizer.step()
         return None

@@ -26,12 +26,12 @@ def generate(G: nn.Module, z: Tensor, c: Tensor | None, mixing: float, stream: B
 
 
 def path_length_penalty(G: nn.Module, z: Tensor, c: Tensor | None, pl_mean: Tensor, decay: float,
-                        stream: BatchStream, env: dist_utils.DistEnv) -> tuple[Tensor, Tensor, float]:
+                        stream: BatchStream, env: dist_utils.DistEnv) -> tuple[Tensor, Tensor, Tensor]:
     """Per-sample (||J_w^T y|| - a)^2 with y ~ N(0, I) / sqrt(H W) (StyleGAN2 Sec. 3.2, Eq. 4).
 
     a is the running mean of the lengths over all ranks, a <- a + decay (mean - a), used detached (the
     official code lets a sliver of gradient through `a`; it is scaled by decay = 0.01). Returns
-    (penalty [n], new running mean, mean length).
+    (penalty [n], new running mean, mean length as a 0-d tensor).
     """
     ws = G.mapping(z, c)
     img = G.synthesis(ws)
@@ -41,4 +41,4 @@ def path_length_penalty(G: nn.Module, z: Tensor, c: Tensor | None, pl_mean: Tens
     lengths = grad.square().sum(2).mean(1).sqrt()  # [n]: ||J^T y|| averaged over the ws copies
     mean_length = dist_utils.mean_tensor(lengths.mean().detach(), env)
     pl_mean = pl_mean + decay * (mean_length - pl_mean)
-    return (lengths - pl_mean).square(), pl_mean.detach(), float(mean_length)
+    return (lengths - pl_mean).square(), pl_mean.detach(), mean_length.detach()
