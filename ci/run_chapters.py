@@ -129,10 +129,11 @@ def run_chapter(name: str, profile: str, out: Path, cell_timeout: int | None, ch
     return time.perf_counter() - t0
 
 
-def publish(name: str, out: Path) -> Path:
+def publish(name: str, out: Path, command: str | None = None) -> Path:
     """Copy a cpu- or gpu-profile chapter's metrics.json, grids and generators into results/<name>/<profile>/.
 
-    Files are replaced one at a time, atomically; stale generators of runs no longer in the record are removed.
+    `command` (the runner's command line) is stamped into the published provenance. Files are replaced one at a
+    time, atomically; stale generators of runs no longer in the record are removed.
     """
     record = read_json(out / name / "metrics.json")
     profile = record.get("provenance", {}).get("profile")
@@ -148,6 +149,9 @@ def publish(name: str, out: Path) -> Path:
         tmp = dest.parent / f".{dest.name}.tmp"
         shutil.copyfile(f, tmp)
         tmp.replace(dest)
+    if command is not None:
+        record["provenance"]["command"] = command
+        write_json_atomic(target / "metrics.json", record)
     keep = {f.name for f in files}
     for old in (target / "generators").glob("*.pt"):
         if old.name not in keep:
@@ -211,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         write_json_atomic(timings_path, timings)
         print(f"[run_chapters] {name}: done in {wall:.1f}s", flush=True)
         if args.publish:
-            print(f"[run_chapters] {name}: published to {publish(name, args.out)}", flush=True)
+            command = f"python ci/run_chapters.py --profile {profile} --only {name} --out {args.out} --publish"
+            print(f"[run_chapters] {name}: published to {publish(name, args.out, command)}", flush=True)
     return 0
 
 

@@ -152,6 +152,8 @@ class Provenance:
             parts.append(f"steps={self.steps:,}")
         if self.images_seen is not None:
             parts.append(f"images seen={self.images_seen:,}")
+        if self.extra.get("seeds"):
+            parts.append("seeds=" + ",".join(str(s) for s in self.extra["seeds"]))
         wall = self.wall_time_s if self.wall_time_s is not None else round(self.elapsed(), 1)
         parts.append(f"wall={wall:.1f}s")
         parts.append(f"commit={self.commit}")

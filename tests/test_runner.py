@@ -98,8 +98,9 @@ def test_publish_stores_metrics_grids_and_generators_per_profile(tmp_path, monke
     (results / "mode_coverage" / "cpu" / "generators").mkdir(parents=True)
     (results / "mode_coverage" / "cpu" / "generators" / "gone_s0.pt").write_bytes(b"stale")
     monkeypatch.setattr(runner, "RESULTS", results)
-    target = runner.publish("mode_coverage", tmp_path / "out")
+    target = runner.publish("mode_coverage", tmp_path / "out", command="python ci/run_chapters.py ...")
     assert target == results / "mode_coverage" / "cpu"
+    assert json.loads((target / "metrics.json").read_text())["provenance"]["command"] == "python ci/run_chapters.py ..."
     assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()) == \
         ["generators/a_s0.pt", "metrics.json", "samples_a.png"]
 

@@ -168,6 +168,8 @@ def count_runs(provenance, *record_lists: list[dict[str, Any]]) -> None:
     if isinstance(provenance, Provenance):
         records = [r for records in record_lists for r in records]
         provenance.count(images_seen=sum(r["images_seen"] for r in records), steps=sum(r["steps"] for r in records))
+        if any("seed" in r for r in records):
+            provenance.extra["seeds"] = sorted({r["seed"] for r in records if "seed" in r})
 
 
 def show_runs(records: list[dict[str, Any]], grids: dict[str, Tensor | None], provenance) -> None:
