@@ -14,9 +14,11 @@
 # # Config D: ResNet-ify
 #
 # With a loss that converges, the network can be modernised the way classifiers were (paper Sec. 3.3). Config D
-# rebuilds G and D from **pre-activation residual blocks with a 1-3-1 bottleneck**: a 1x1 convolution narrows
-# the width, a 3x3 works on the narrow features, a 1x1 widens back, and the block's output is *added* to its
-# input. There is no normalisation anywhere; the biases live in the activations.
+# rebuilds G and D from **residual blocks with a 1-3-1 bottleneck**: a 1x1 convolution narrows the width, a 3x3
+# works on the narrow features, a 1x1 widens back, and the branch's output is *added* to the block's input. The
+# branch starts with a convolution and puts its activations between the convolutions (conv, act, conv, act, conv),
+# so it is not a pre-activation block: nothing acts on the skip path or on the branch's input before its first
+# convolution. There is no normalisation anywhere; the biases live in the activations.
 #
 # Two details keep such a deep network trainable without normalisation:
 #
@@ -69,8 +71,8 @@ record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, 
 #    paper's 10.17 variant. Does removing them help at this scale?
 # 2. Replace the zero initialisation of each block's last convolution by the fix-up gain. Use
 #    `r3gan_core.networks.anatomy.activation_variance_through_depth` to see what happens to the activations.
-# 3. Why can a pre-activation residual network without normalisation still train deep, while a plain one of the
-#    same depth struggles?
+# 3. Why can a residual network without normalisation (identity skips, zero-initialised branches) still train deep,
+#    while a plain one of the same depth struggles?
 
 # %% tags=["hide-cell"]
 # Solution to 2 (start): with the last conv zero, every residual branch outputs exactly zero at initialisation.
