@@ -39,12 +39,12 @@
 # Library: `r3gan_core/toy.py` (mixtures, MLPs, trainer, metrics, figures). The whole chapter runs on a CPU,
 # so the book shows the `cpu` profile.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"      # smoke (CI, seconds) | cpu (what the book shows; a CPU is enough for this chapter)
 metrics_path = None    # set by ci/run_chapters.py: where this chapter's headline numbers go
 artifacts_dir = None   # set by ci/run_chapters.py: a folder for small stored results (json, png)
 
-# %%
+# %% tags=["hide-input"]
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -52,6 +52,7 @@ import pandas as pd
 import torch
 
 from r3gan_core.convergence import toy
+from r3gan_core.book import tables
 from r3gan_core.book.chapter import chapter_start, write_metrics
 from r3gan_core.book.plotting import add_footer
 
@@ -147,7 +148,7 @@ for name in settings["datasets"]:
 table = pd.DataFrame(rows).drop(columns=["num_modes"]).set_index(["dataset", "loss", "penalty", "seed"])
 if out_dir is not None:
     table.to_csv(out_dir / "runs.csv")
-table.round(3)
+tables.show(table.drop(columns=["wall_s"]), digits=3)  # every column but the run's wall time
 
 # %% [markdown]
 # ## D's gradient on reals and on fakes

@@ -30,12 +30,12 @@
 # FFHQ-256 networks are built on PyTorch's `meta` device, which allocates no memory), so the book shows
 # the `cpu` profile; its numbers are exact counts, not training results.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"      # smoke (CI, seconds) | cpu (what the book shows; a CPU is enough for this chapter)
 metrics_path = None    # set by ci/run_chapters.py: where this chapter's headline numbers go
 artifacts_dir = None   # set by ci/run_chapters.py: a folder for small stored results (json, png)
 
-# %%
+# %% tags=["hide-input"]
 from pathlib import Path
 
 import pandas as pd
@@ -44,6 +44,7 @@ import torch
 from IPython.display import display
 
 from r3gan_core import networks
+from r3gan_core.book import tables
 from r3gan_core.book.chapter import chapter_start, source, write_metrics
 from r3gan_core.networks import anatomy, layers, resnet, stripped, stylegan2
 from r3gan_core.book.plotting import add_footer
@@ -72,7 +73,7 @@ out_dir = Path(artifacts_dir) if artifacts_dir else None
 table2 = pd.DataFrame(anatomy.parameter_table()).set_index("config")
 skips = pd.DataFrame(anatomy.parameter_table(("D",), output_skips=True)).set_index("config")
 skips.index = ["D + output skips"]
-display(pd.concat([table2, skips]))
+display(tables.show(pd.concat([table2, skips]), digits=5))
 
 # %% [markdown]
 # Config E on the other official presets (PAPER_FACTS Sec. 5; CIFAR-10 and ImageNet conditional). ImageNet's
@@ -81,7 +82,7 @@ display(pd.concat([table2, skips]))
 
 # %%
 presets_table = pd.DataFrame(anatomy.preset_parameter_table("E")).set_index("preset")
-display(presets_table)
+display(tables.show(presets_table, digits=5))
 
 # %% [markdown]
 # ## Where the parameters live
@@ -203,7 +204,7 @@ variance["stage"] = variance["block"].str.split(".").str[1]
 per_stage = variance.groupby(["config", "network", "init", "stage"])["variance"].agg(lambda v: v.iloc[-1] / v.iloc[0])
 growth = per_stage.groupby(["config", "network", "init"]).max().unstack("init")[list(anatomy.INIT_SCHEMES)]
 growth.columns.name = "variance growth within a stage"
-display(growth.round(2))
+display(tables.show(growth, digits=3))
 
 # %% [markdown]
 # With He initialisation the variance of D/E's residual stream grows several-fold within every stage and

@@ -38,7 +38,7 @@
 # feature space (**FD-digits**, not comparable with Inception FIDs), and a second, noise-robust mode count
 # that keeps only confidently classified samples.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"      # smoke (CI, seconds) | cpu (the findings, 2 CPU cores, ~1 h) | gpu (one GPU) | paper (documented)
 retrain = False        # cpu/gpu: True trains again even when results/mode_coverage/<profile>/ holds stored runs
 metrics_path = None    # set by ci/run_chapters.py
@@ -46,10 +46,10 @@ artifacts_dir = None   # set by ci/run_chapters.py
 runs_dir = None        # set by ci/run_chapters.py: resumable run folders (a killed chapter continues there)
 mnist_path = None      # a folder with MNIST IDX files: run on real StackedMNIST (32x32) instead of stacked digits
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 
-from r3gan_core.book import chapter, comparisons, experiments, paper, plotting
+from r3gan_core.book import chapter, comparisons, experiments, paper, plotting, tables
 
 settings, prov, stored = chapter.chapter_start("mode_coverage", profile, retrain=retrain and not mnist_path)
 
@@ -86,7 +86,7 @@ print(f"{len(runs)} runs, {images_per_run:,} real images each, seeds {settings['
 table = experiments.summary_table(runs, ("modes", "reverse_kl", "modes_confident", "fd_digits", "images_per_second"))
 table["paper modes"] = [paper.TABLE1_MODE_COVERAGE[label]["modes"] or "fail" for label in table.index]
 table["paper KL"] = [paper.TABLE1_MODE_COVERAGE[label]["reverse_kl"] or "fail" for label in table.index]
-table
+tables.show(table, rename={"label": "loss + penalty"})
 
 # %% [markdown]
 # ## D's gradients on reals and on fakes

@@ -27,15 +27,15 @@
 # R3GAN's point is that most of these exist to patch an ill-behaved loss. This chapter trains Config A on stacked
 # digits so that the next chapters can take the tricks away one at a time and watch what happens.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"      # smoke (CI, seconds) | cpu (the findings, 2 CPU cores) | gpu (one GPU) | paper (FFHQ-256, documented)
 retrain = False        # cpu/gpu: True trains again even when results/<chapter>/<profile>/ holds stored runs
 metrics_path = None    # set by ci/run_chapters.py
 artifacts_dir = None   # set by ci/run_chapters.py
 runs_dir = None        # set by ci/run_chapters.py: resumable run folders (a killed chapter continues there)
 
-# %%
-from r3gan_core.book import chapter, experiments
+# %% tags=["hide-input"]
+from r3gan_core.book import chapter, experiments, tables
 from r3gan_core.networks.stylegan2 import MappingNetwork, MinibatchStd, modulated_conv2d
 
 settings, prov, stored = chapter.chapter_start("config_a", profile, retrain=retrain)
@@ -55,7 +55,7 @@ chapter.source(modulated_conv2d, MappingNetwork, MinibatchStd)
 # Lazy R1 applies the penalty every 16th D step with its weight multiplied by 16; path length every 4th G step.
 
 # %%
-chapter.recipe_table("A", settings["preset"])
+tables.show(chapter.recipe_table("A", settings["preset"]), transpose=True)
 
 # %% [markdown]
 # ## Training Config A

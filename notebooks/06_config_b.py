@@ -23,15 +23,15 @@
 # the classic non-saturating loss and R1. The authors also note that breaking three rules makes this network
 # fail outright: an ill-behaved loss, a large learning rate with momentum, or normalisation layers.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"      # smoke (CI, seconds) | cpu (the findings, 2 CPU cores) | gpu (one GPU) | paper (FFHQ-256, documented)
 retrain = False        # cpu/gpu: True trains again even when results/<chapter>/<profile>/ holds stored runs
 metrics_path = None    # set by ci/run_chapters.py
 artifacts_dir = None   # set by ci/run_chapters.py
 runs_dir = None        # set by ci/run_chapters.py: resumable run folders (a killed chapter continues there)
 
-# %%
-from r3gan_core.book import chapter, experiments
+# %% tags=["hide-input"]
+from r3gan_core.book import chapter, experiments, tables
 from r3gan_core.networks.stripped import StrippedDiscriminatorBlock, StrippedGeneratorBlock
 
 settings, prov, stored = chapter.chapter_start("config_b", profile, retrain=retrain)
@@ -48,7 +48,7 @@ chapter.source(StrippedGeneratorBlock, StrippedDiscriminatorBlock)
 # ## The recipe: the classic loss with R1 at every step
 
 # %%
-chapter.recipe_table("AB", settings["preset"])
+tables.show(chapter.recipe_table("AB", settings["preset"]), transpose=True)
 
 # %% [markdown]
 # ## Training Config B

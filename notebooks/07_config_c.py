@@ -24,15 +24,15 @@
 # RpGAN + R1 + R2 is locally convergent (Proposition II), and R2 keeps D's gradient on fakes in check. With a
 # well-behaved loss, the next two configs can modernise the network without new tricks.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"      # smoke (CI, seconds) | cpu (the findings, 2 CPU cores) | gpu (one GPU) | paper (FFHQ-256, documented)
 retrain = False        # cpu/gpu: True trains again even when results/<chapter>/<profile>/ holds stored runs
 metrics_path = None    # set by ci/run_chapters.py
 artifacts_dir = None   # set by ci/run_chapters.py
 runs_dir = None        # set by ci/run_chapters.py: resumable run folders (a killed chapter continues there)
 
-# %%
-from r3gan_core.book import chapter, experiments
+# %% tags=["hide-input"]
+from r3gan_core.book import chapter, experiments, tables
 from r3gan_core import losses
 
 settings, prov, stored = chapter.chapter_start("config_c", profile, retrain=retrain)
@@ -50,7 +50,7 @@ chapter.source(losses.rpgan_discriminator_loss, losses.rpgan_generator_loss, los
 # ## The recipes of B and C side by side: only the loss and the penalty differ
 
 # %%
-chapter.recipe_table("BC", settings["preset"])
+tables.show(chapter.recipe_table("BC", settings["preset"]), transpose=True)
 
 # %% [markdown]
 # ## Training Config C

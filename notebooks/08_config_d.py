@@ -30,14 +30,14 @@
 #
 # The paper's FID falls from 11.65 to 9.95 (10.17 while the output skips are kept; D removes them).
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"      # smoke (CI, seconds) | cpu (the findings, 2 CPU cores) | gpu (one GPU) | paper (FFHQ-256, documented)
 retrain = False        # cpu/gpu: True trains again even when results/<chapter>/<profile>/ holds stored runs
 metrics_path = None    # set by ci/run_chapters.py
 artifacts_dir = None   # set by ci/run_chapters.py
 runs_dir = None        # set by ci/run_chapters.py: resumable run folders (a killed chapter continues there)
 
-# %%
+# %% tags=["hide-input"]
 from r3gan_core.book import chapter, experiments
 from r3gan_core.networks.layers import fixup_gain
 from r3gan_core.networks.resnet import DownTransition, ResidualBlock, UpTransition

@@ -26,14 +26,14 @@
 # In `r3gan_core` Configs D and E share one `ResidualBlock`: the two changes are two numbers of `ResNetConfig`,
 # `channels_per_group` and `expansion`.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"      # smoke (CI, seconds) | cpu (the findings, 2 CPU cores) | gpu (one GPU) | paper (FFHQ-256, documented)
 retrain = False        # cpu/gpu: True trains again even when results/<chapter>/<profile>/ holds stored runs
 metrics_path = None    # set by ci/run_chapters.py
 artifacts_dir = None   # set by ci/run_chapters.py
 runs_dir = None        # set by ci/run_chapters.py: resumable run folders (a killed chapter continues there)
 
-# %%
+# %% tags=["hide-input"]
 from r3gan_core.book import chapter, experiments
 from r3gan_core.networks import network_config
 from r3gan_core.networks.resnet import ResNetConfig

@@ -29,15 +29,15 @@
 # lays them beside the paper's numbers. Our metric is **FD-digits** on stacked digits, a Frechet distance in a
 # digit classifier's feature space: its values are not comparable with FID, only its *ordering* is.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"      # smoke (CI) | cpu (the findings: the config chapters' stored cpu runs) | gpu | paper
 metrics_path = None    # set by ci/run_chapters.py
 artifacts_dir = None   # set by ci/run_chapters.py
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 
-from r3gan_core.book import chapter, comparisons, plotting
+from r3gan_core.book import chapter, comparisons, plotting, tables
 from r3gan_core.networks.anatomy import parameter_table
 
 settings, prov, _ = chapter.chapter_start("roadmap", profile, trains=False)
@@ -50,13 +50,14 @@ for config, where in sources.items():
 # ## Our parameter counts at FFHQ-256 against Table 2
 
 # %%
-parameter_table()
+tables.show(parameter_table(), digits=5)
 
 # %% [markdown]
 # ## Ours beside the paper's
 
 # %%
-comparisons.roadmap_table(runs)
+shown = ["config", "change", "paper FID (FFHQ-256)", "ours fd_digits", "ours modes", "ours recall_digits", "ours failed"]
+tables.show(comparisons.roadmap_table(runs), columns=shown)
 
 # %% [markdown]
 # ## Each config's metrics against images seen

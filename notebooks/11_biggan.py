@@ -33,19 +33,19 @@
 # improved precision (fidelity) and recall (diversity) with k = 3 neighbours, and the number of the 1000
 # stacked-digit modes covered. There is no Inception Score here; precision plays its part (fidelity).
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"      # smoke (CI, about a minute) | gpu (one GPU, ~10 min: an estimate); no cpu tier yet
 metrics_path = None    # set by ci/run_chapters.py: where this chapter's headline numbers go
 artifacts_dir = None   # set by ci/run_chapters.py: a folder for small stored results (json, png)
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from IPython.display import display
 
 from r3gan_core import biggan
-from r3gan_core.book import biggan_study, chapter, experiments
+from r3gan_core.book import biggan_study, chapter, experiments, tables
 from r3gan_core.book.profiles import chapter_settings
 from r3gan_core.training import copy_config
 
@@ -97,7 +97,7 @@ sweep_args = dict(num_samples=settings["num_samples"], seed=seed, eval_options=s
                   grid_count=settings["grid_count"], threads=settings["threads"])
 sweeps[stable["label"]], sweep_grids[stable["label"]] = biggan_study.truncation_sweep(
     G_stable, base, settings["thresholds"], **sweep_args)
-biggan_study.truncation_table(sweeps)
+tables.show(biggan_study.truncation_table(sweeps))
 
 # %% [markdown]
 # The trade-off as curves (precision = fidelity, recall and modes = diversity, FD-digits = both; "none" = no
@@ -213,7 +213,7 @@ gamma_runs, gamma_grids = experiments.run_variants(base, gamma_variants, seeds=[
                                                    num_samples=settings["num_samples"], eval_options=settings["eval"])
 chapter.count_runs(prov, [stable, ortho], r1_runs, gamma_runs)
 gamma_rows = biggan_study.gamma_sweep_rows(gamma_runs)
-pd.DataFrame(gamma_rows).drop(columns=["label", "seed"]).set_index("gamma")
+tables.show(pd.DataFrame(gamma_rows).drop(columns=["label", "seed", "images_seen"]))
 
 # %%
 fig = biggan_study.plot_gamma_sweep(gamma_rows, prov)
@@ -250,8 +250,8 @@ record = chapter.finish_chapter(
 if published is not None:
     full, where = published["metrics"], published["provenance"]["device"] + " (stored gpu profile)"
     full_runs = {r["label"]: r for r in full["runs"]}
-    display(biggan_study.truncation_table(full["truncation"]))
-    display(pd.DataFrame(full["gamma_sweep"]).drop(columns=["label", "seed"]).set_index("gamma"))
+    display(tables.show(biggan_study.truncation_table(full["truncation"])))
+    display(tables.show(pd.DataFrame(full["gamma_sweep"]).drop(columns=["label", "seed", "images_seen"])))
     biggan_study.plot_truncation_curves(full["truncation"], where)
     biggan_study.plot_spectra([full_runs[label] for label in full["spectral"]], where)
     biggan_study.plot_gamma_sweep(full["gamma_sweep"], where)
@@ -298,5 +298,6 @@ for name, G in (("without", G_stable), ("with ortho", G_ortho)):
 biggan_r1 = {"R1 only, gamma 10 (BigGAN)": {"penalty": "r1", "gamma": 10.0}}
 bigg_runs, _ = experiments.run_variants(base, biggan_r1, seeds=[seed], num_samples=settings["num_samples"],
                                         eval_options=settings["eval"])
-pd.DataFrame(biggan_study.gamma_sweep_rows(bigg_runs + gamma_runs)).set_index("label")[
-    ["gamma", "status", "fd_digits", "precision_digits", "recall_digits", "late_max_grad_norm_fake"]]
+tables.show(biggan_study.gamma_sweep_rows(bigg_runs + gamma_runs),
+            columns=["label", "gamma", "status", "fd_digits", "precision_digits", "recall_digits",
+                     "late_max_grad_norm_fake"])
