@@ -233,30 +233,69 @@ print({k: metrics[k] for k in ("max_abs_diff_pct", "variance_growth")})
 # %% [markdown]
 # ## Exercises
 #
-# 1. Count the parameters of one residual block of config E at FFHQ-256's 768-wide stages by hand (three
-#    convolutions without bias, two activation biases; the 3x3 has 96 groups), then check with
-#    `anatomy.count_parameters`.
-# 2. Config D's generator is 21,888 parameters short of Table 2 without output skips. Where does that
-#    number come from?
-# 3. Remove the $L^{-1/4}$ factor (use the plain He gain in the first two convolutions) but keep the last
-#    convolution non-zero. How does the variance at the last block compare with fix-up's?
-# 4. Config A counts `num_ws = 2 log2(resolution) - 2` style vectors. Why not one per layer with a style
-#    (there are more such layers)?
+# :::{exercise}
+# :label: anatomy-ex-1
+# Count the parameters of one residual block of config E at FFHQ-256's 768-wide stages by hand (three
+# convolutions without bias, two activation biases; the 3x3 has 96 groups), then check with
+# `anatomy.count_parameters`.
+# :::
+#
+# :::{exercise}
+# :label: anatomy-ex-2
+# Config D's generator is 21,888 parameters short of Table 2 without output skips. Where does that
+# number come from?
+# :::
+#
+# :::{exercise}
+# :label: anatomy-ex-3
+# Remove the $L^{-1/4}$ factor (use the plain He gain in the first two convolutions) but keep the last
+# convolution non-zero. How does the variance at the last block compare with fix-up's?
+# :::
+#
+# :::{exercise}
+# :label: anatomy-ex-4
+# Config A counts `num_ws = 2 log2(resolution) - 2` style vectors. Why not one per layer with a style
+# (there are more such layers)?
+# :::
 
-# %% tags=["hide-cell"]
-# Solution 1: 1x1 768 -> 1536, grouped 3x3 (16 inputs per output), 1x1 1536 -> 768, biases 2 x 1536.
+# %% [markdown]
+# :::{solution-start} anatomy-ex-1
+# :class: dropdown
+# :::
+# A 1x1 from 768 to 1536 channels, a grouped 3x3 (16 inputs per output), a 1x1 from 1536 back to 768, and two
+# activation biases of 1536: the cell counts it both ways.
+
+# %%
 by_hand = 768 * 1536 + 1536 * 16 * 9 + 1536 * 768 + 2 * 1536
 with torch.device("meta"):
     G_e, _ = networks.build("E", "ffhq256")
 print(by_hand, anatomy.count_parameters(G_e.stages[0].blocks[0]))
 
-# %% tags=["hide-cell"]
-# Solution 2: the to-image 1x1 convs of the six lower stages (3 output channels, no bias).
+# %% [markdown]
+# :::{solution-end}
+# :::
+
+# %% [markdown]
+# :::{solution-start} anatomy-ex-2
+# :class: dropdown
+# :::
+# The to-image 1x1 convolutions of the six lower stages (3 output channels each, no bias):
+
+# %%
 d_widths = networks.network_config("D", "ffhq256").widths
 print(d_widths, 3 * sum(d_widths[:-1]))
 
-# %% tags=["hide-cell"]
-# Solution 3: re-draw every branch conv with He's gain; the stream then grows block after block.
+# %% [markdown]
+# :::{solution-end}
+# :::
+
+# %% [markdown]
+# :::{solution-start} anatomy-ex-3
+# :class: dropdown
+# :::
+# Re-draw every branch convolution with He's gain; the residual stream then grows block after block:
+
+# %%
 torch.manual_seed(0)
 _, D_e = networks.build("E", PRESET, blocks_per_stage=BLOCKS)
 for _, block in anatomy.residual_blocks(D_e):
@@ -267,7 +306,11 @@ he_rows = anatomy.activation_variance_through_depth(D_e, noise)
 print([round(r["variance"], 2) for r in he_rows])
 
 # %% [markdown]
-# :::{admonition} Solution 4
+# :::{solution-end}
+# :::
+
+# %% [markdown]
+# :::{solution} anatomy-ex-4
 # :class: dropdown
 # Each synthesis block's to-image layer reuses the $w$ of the next block's first convolution (StyleGAN2's
 # indexing), so a block consumes one $w$ per convolution and only the last to-image layer adds one:

@@ -129,15 +129,31 @@ record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, 
 # %% [markdown]
 # ## Exercises
 #
-# 1. The paper says no gamma between 0.1 and 100 saved the R1-only runs. Re-run the `RpGAN + R1` variant with
-#    `gamma=10.0` and `gamma=0.1` (pass `"gamma": g` in its overrides). Does either diverge at this scale?
-# 2. Count modes with and without the confidence threshold for an *untrained* generator. Why must a mode count
-#    always travel with the reverse KL?
-# 3. Swap Config E's network for Config B's (`base.config = "B"`, preset unchanged). Does the ranking of the
-#    four losses change?
+# :::{exercise}
+# :label: mode-coverage-ex-1
+# The paper says no gamma between 0.1 and 100 saved the R1-only runs. Re-run the `RpGAN + R1` variant with
+# `gamma=10.0` and `gamma=0.1` (pass `"gamma": g` in its overrides). Does either diverge at this scale?
+# :::
+#
+# :::{exercise}
+# :label: mode-coverage-ex-2
+# Count modes with and without the confidence threshold for an *untrained* generator. Why must a mode count
+# always travel with the reverse KL?
+# :::
+#
+# :::{exercise}
+# :label: mode-coverage-ex-3
+# Swap Config E's network for Config B's (`base.config = "B"`, preset unchanged). Does the ranking of the
+# four losses change?
+# :::
 
-# %% tags=["hide-cell"]
-# Solution to 2: an untrained G already hits many modes because the classifier labels noise with *some* digit.
+# %% [markdown]
+# :::{solution-start} mode-coverage-ex-2
+# :class: dropdown
+# :::
+# An untrained G already hits many modes because the classifier labels noise with *some* digit.
+
+# %%
 from r3gan_core.metrics import DEFAULT_CONFIDENCE, mode_coverage
 from r3gan_core.networks import build
 
@@ -146,3 +162,7 @@ from r3gan_core.sampling import generate_images
 
 noise = generate_images(untrained, 2_000, seed=0)
 print("plain:", mode_coverage(noise)["modes"], "modes; confident only:", mode_coverage(noise, threshold=DEFAULT_CONFIDENCE)["modes"])
+
+# %% [markdown]
+# :::{solution-end}
+# :::

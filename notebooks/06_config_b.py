@@ -64,16 +64,36 @@ record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, 
 # %% [markdown]
 # ## Exercises
 #
-# 1. Give Config B a normalisation layer's worth of trouble: train it with `lr=2.5e-3` (pass `lr=2.5e-3` to
-#    `experiments.base_config`). Does it diverge, as the paper warns for a large learning rate?
-# 2. Config B keeps the output skips of StyleGAN2's generator. Find them in `StrippedGenerator.forward` and
-#    explain what each resolution contributes to the final image.
-# 3. Why can removing the equalised learning rate change training even though the network computes the same
-#    function at initialisation?
+# :::{exercise}
+# :label: config-b-ex-1
+# Give Config B a normalisation layer's worth of trouble: train it with `lr=2.5e-3` (pass `lr=2.5e-3` to
+# `experiments.base_config`). Does it diverge, as the paper warns for a large learning rate?
+# :::
+#
+# :::{exercise}
+# :label: config-b-ex-2
+# Config B keeps the output skips of StyleGAN2's generator. Find them in `StrippedGenerator.forward` and
+# explain what each resolution contributes to the final image.
+# :::
+#
+# :::{exercise}
+# :label: config-b-ex-3
+# Why can removing the equalised learning rate change training even though the network computes the same
+# function at initialisation?
+# :::
 
-# %% tags=["hide-cell"]
-# Solution to 3: Adam's update size is about lr per parameter whatever the gradient's scale, so storing weights at
+# %% [markdown]
+# :::{solution-start} config-b-ex-3
+# :class: dropdown
+# :::
+# Adam's update size is about lr per parameter whatever the gradient's scale, so storing weights at
 # unit variance and scaling them at run time (equalised lr) changes each layer's *effective* step size.
+
+# %%
 from r3gan_core.networks.layers import EqualizedConv2d
 
 chapter.source(EqualizedConv2d)
+
+# %% [markdown]
+# :::{solution-end}
+# :::

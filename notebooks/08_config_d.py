@@ -67,15 +67,33 @@ record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, 
 # %% [markdown]
 # ## Exercises
 #
-# 1. Train Config D with output skips (`network={"output_skips": True}` in `experiments.base_config`): the
-#    paper's 10.17 variant. Does removing them help at this scale?
-# 2. Replace the zero initialisation of each block's last convolution by the fix-up gain. Use
-#    `r3gan_core.networks.anatomy.activation_variance_through_depth` to see what happens to the activations.
-# 3. Why can a residual network without normalisation (identity skips, zero-initialised branches) still train deep,
-#    while a plain one of the same depth struggles?
+# :::{exercise}
+# :label: config-d-ex-1
+# Train Config D with output skips (`network={"output_skips": True}` in `experiments.base_config`): the
+# paper's 10.17 variant. Does removing them help at this scale?
+# :::
+#
+# :::{exercise}
+# :label: config-d-ex-2
+# Replace the zero initialisation of each block's last convolution by the fix-up gain. Use
+# `r3gan_core.networks.anatomy.activation_variance_through_depth` to see what happens to the activations.
+# :::
+#
+# :::{exercise}
+# :label: config-d-ex-3
+# Why can a residual network without normalisation (identity skips, zero-initialised branches) still train deep,
+# while a plain one of the same depth struggles?
+# :::
 
-# %% tags=["hide-cell"]
-# Solution to 2 (start): with the last conv zero, every residual branch outputs exactly zero at initialisation.
+# %% [markdown]
+# :::{solution-start} config-d-ex-2
+# :class: dropdown
+# :::
+# A start: with the last convolution at zero, every residual branch outputs exactly zero at initialisation (the
+# cell shows it). Draw that convolution with `fixup_gain` instead and compare
+# `activation_variance_through_depth` before and after.
+
+# %%
 import torch
 
 from r3gan_core.networks import build
@@ -85,3 +103,17 @@ _, D = build("D", settings["preset"])
 for name, block in residual_blocks(D)[:3]:
     out = block.branch(torch.randn(2, block.conv1.in_channels, 4, 4))
     print(f"{name}: max |branch output| at initialisation = {out.abs().max().item():.1e}")
+
+# %% [markdown]
+# :::{solution-end}
+# :::
+
+# %% [markdown]
+# :::{solution} config-d-ex-3
+# :class: dropdown
+# With identity skips, each block adds its branch to the stream instead of replacing it: the network starts as the
+# identity (every branch is zero) and the gradient reaches every block through the skips unchanged. A plain
+# network of the same depth multiplies one layer Jacobian per layer, and without normalisation the scale of that
+# product drifts exponentially with depth, so activations and gradients explode or vanish; the anatomy chapter
+# measures the variance through depth under both initialisations.
+# :::

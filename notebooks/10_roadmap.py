@@ -88,14 +88,26 @@ print(prov)
 # %% [markdown]
 # ## Exercises
 #
-# 1. The roadmap changes one thing at a time. Which step would you expect to matter *more* at 8x8 than at
-#    256x256, and which less? Test one guess with the config chapters' exercises.
-# 2. FD-digits and FID rank models by different feature spaces. Construct two sample sets whose FD-digits agree
-#    but that any person would rank differently.
+# :::{exercise}
+# :label: roadmap-ex-1
+# The roadmap changes one thing at a time. Which step would you expect to matter *more* at 8x8 than at
+# 256x256, and which less? Test one guess with the config chapters' exercises.
+# :::
+#
+# :::{exercise}
+# :label: roadmap-ex-2
+# FD-digits and FID rank models by different feature spaces. Construct two sample sets whose FD-digits agree
+# but that any person would rank differently.
+# :::
 
-# %% tags=["hide-cell"]
-# Solution to 2 (one construction to test): brighten every background. A person sees a different data set; the
-# digit classifier's features may barely move. Measure it rather than trust the guess:
+# %% [markdown]
+# :::{solution-start} roadmap-ex-2
+# :class: dropdown
+# :::
+# One construction to test: brighten every background. A person sees a different data set; the digit
+# classifier's features may barely move. Measure it rather than trust the guess:
+
+# %%
 from r3gan_core.data import load_dataset
 from r3gan_core.metrics import fd_digits
 
@@ -103,3 +115,7 @@ real = load_dataset("stacked-digits:8", max_items=2_000).images
 shifted = (real + 0.2).clamp(-1, 1)
 print(f"FD-digits real vs real: {fd_digits(real[:1000], real[1000:]):.3g}; "
       f"real vs brightened real: {fd_digits(real[:1000], shifted[1000:]):.3g}")
+
+# %% [markdown]
+# :::{solution-end}
+# :::
