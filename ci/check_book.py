@@ -134,6 +134,11 @@ def check_page(context, url: str, base: str, shot: Path, mathjax_timeout_ms: int
     problems += [f"MathJax error: {e}" for e in seen["mathErrors"]]
     problems += [f"broken image: {src}" for src in seen["brokenImages"]]
     problems += [f"table wider than the text column: {w}" for w in seen["wideTables"]]
+    # A window as tall as the page, so that the sticky sidebars lay out as they would for a reader (a plain
+    # full-page capture stretches a 900-pixel window and crops them). Chromium caps a capture at 16,384 pixels.
+    height = page.evaluate("() => document.documentElement.scrollHeight")
+    page.set_viewport_size({"width": page.viewport_size["width"], "height": min(max(height, 900), 16_000)})
+    page.wait_for_timeout(200)
     page.screenshot(path=str(shot), full_page=True)
     page.close()
     return problems

@@ -91,8 +91,14 @@ def collect(results: Path, executed: Path, names: list[str] | None = None) -> li
     return rows
 
 
-def _cell(value: Any) -> str:
-    return "–" if value in (None, "") else str(value).replace("|", "\\|")
+NBSP = "\u00a0"  # keeps "14.6 s", "cpu (2 threads)" and a date on one line of a narrow table column
+
+
+def _cell(value: Any, keep_together: bool = False) -> str:
+    if value in (None, ""):
+        return "–"
+    text = str(value).replace("|", "\\|")
+    return text.replace(" ", NBSP) if keep_together else text
 
 
 def render(rows: list[dict[str, Any]], timings: dict[str, Any]) -> str:
@@ -118,23 +124,22 @@ def render(rows: list[dict[str, Any]], timings: dict[str, Any]) -> str:
     if timings:
         total = sum(float(t.get("wall_s") or 0) for t in timings.values())
         lines += [f"The chapter runner spent {wall(total)} on the {len(timings)} chapters of this build.", ""]
-    lines += ["| chapter | profile | numbers from | device | wall time | commit | date |",
+    lines += ["| chapter | profile | numbers from | device | wall time | commit | date (UTC) |",
               "|---|---|---|---|---|---|---|"]
     for r in rows:
         source = ("stored results" if r["source"] == "stored" else "this build") + ("" if r["shown"] else
                                                                                      " (not on the page)")
         title = f"[{r['title']}](executed/{r['chapter']}/{r['chapter']}.ipynb)"
-        lines.append(f"| {_cell(title)} | `{r['profile']}` | {source} | {_cell(r['device'])} | {wall(r['wall_s'])} "
-                     f"| {_cell(r['commit'])} | {_cell(r['date'])} |")
+        date = (r["date"] or "").removesuffix(" UTC")
+        lines.append(f"| {_cell(title)} | `{r['profile']}` | {source} | {_cell(r['device'], True)} "
+                     f"| {_cell(wall(r['wall_s']), True)} | {_cell(r['commit'])} | {_cell(date, True)} |")
     if not rows:
         lines.append("| (no chapter has been executed and nothing is stored) | | | | | | |")
     lines += ["", "## The command behind each row", "",
               "Run from the repository root. A killed run resumes when the same command runs again. `--publish` "
               "trains and stores the results under `results/<chapter>/<profile>/`, which the book then renders.",
               "", "```bash"]
-    width = max((len(r["command"]) for r in rows), default=0)
-    for r in rows:
-        lines.append(f"{r['command']:<{width}}  # {r['chapter']}, {r['profile']}")
+    lines += [r["command"] for r in rows]
     lines += ["```", ""]
     book = {n: book_profile(n) for n in dict.fromkeys(r["chapter"] for r in rows)}
     lines += ["Each chapter's book profile (what `bash ci/build_book.sh` executes): "
