@@ -124,17 +124,17 @@ def render(rows: list[dict[str, Any]], timings: dict[str, Any]) -> str:
     if timings:
         total = sum(float(t.get("wall_s") or 0) for t in timings.values())
         lines += [f"The chapter runner spent {wall(total)} on the {len(timings)} chapters of this build.", ""]
-    lines += ["| chapter | profile | numbers from | device | wall time | commit | date (UTC) |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["| chapter | profile: numbers from | device | wall time | commit | date (UTC) |",
+              "|---|---|---|---|---|---|"]
     for r in rows:
         source = ("stored results" if r["source"] == "stored" else "this build") + ("" if r["shown"] else
                                                                                      " (not on the page)")
         title = f"[{r['title']}](executed/{r['chapter']}/{r['chapter']}.ipynb)"
-        date = (r["date"] or "").removesuffix(" UTC")
-        lines.append(f"| {_cell(title)} | `{r['profile']}` | {source} | {_cell(r['device'], True)} "
-                     f"| {_cell(wall(r['wall_s']), True)} | {_cell(r['commit'])} | {_cell(date, True)} |")
+        date = (r["date"] or "").removesuffix(" UTC").replace("-", "\u2011")  # wraps before the time only
+        lines.append(f"| {_cell(title)} | `{r['profile']}`: {source} | {_cell(r['device'])} "
+                     f"| {_cell(wall(r['wall_s']), True)} | {_cell(r['commit'])} | {_cell(date)} |")
     if not rows:
-        lines.append("| (no chapter has been executed and nothing is stored) | | | | | | |")
+        lines.append("| (no chapter has been executed and nothing is stored) | | | | | |")
     lines += ["", "## The command behind each row", "",
               "Run from the repository root. A killed run resumes when the same command runs again. `--publish` "
               "trains and stores the results under `results/<chapter>/<profile>/`, which the book then renders.",
