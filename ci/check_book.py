@@ -156,14 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     browser_path = find_browser()
+    verdict = "FAILED" if args.require else "SKIPPED"
     if browser_path is None:
-        print("[check_book] SKIPPED: no Chromium found (install Debian's: apt-get install -y chromium; or set "
+        print(f"[check_book] {verdict}: no Chromium found (install Debian's: apt-get install -y chromium; or set "
               "CHROMIUM=/path/to/chrome)", flush=True)
         return 1 if args.require else 0
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        print("[check_book] SKIPPED: the playwright package is missing (pip install -e '.[book]')", flush=True)
+        print(f"[check_book] {verdict}: the playwright package is missing (pip install -e '.[book]')", flush=True)
         return 1 if args.require else 0
     if not (args.html / "index.html").is_file():
         print(f"[check_book] no built book at {args.html}: run `bash ci/build_book.sh` first", file=sys.stderr)

@@ -130,6 +130,18 @@ def test_reproduce_page_lists_every_executed_chapter(smoke_book, smoke_html):
         assert f"--only {name} --out runs/book" in page, name
 
 
+@pytest.mark.chapters
+def test_every_page_passes_the_browser_check(smoke_html, tmp_path):
+    """ci/check_book.py in headless Chromium: no request to another host, no JavaScript error, math typeset,
+    images loaded, tables inside the text column. Skipped where no Chromium is installed."""
+    check = _load("check_book")
+    if check.find_browser() is None:
+        pytest.skip("no Chromium installed (apt-get install -y chromium)")
+    pytest.importorskip("playwright")
+    assert check.main(["--html", str(smoke_html), "--shots", str(tmp_path / "shots")]) == 0
+    assert len(list((tmp_path / "shots").glob("*.png"))) >= 12
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The pieces, without a build.
 # ---------------------------------------------------------------------------------------------------------
