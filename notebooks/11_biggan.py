@@ -264,8 +264,8 @@ if published is not None:
 #
 # :::{exercise}
 # :label: biggan-ex-1
-# Truncation shrinks the latent. Estimate $\mathbb{E}[z_i^2]$ of a latent entry truncated at each threshold of the sweep
-# (draw 100,000 entries with `biggan.truncated_normal`). At which threshold does the latent keep half its
+# Truncation shrinks the latent. Estimate $\mathbb{E}[z_i^2]$ of a latent entry truncated at each threshold of the
+# sweep (draw 100,000 entries with `biggan.truncated_normal`). At which threshold does the latent keep half its
 # variance?
 # :::
 #
