@@ -155,9 +155,9 @@ def test_reproduce_page_from_a_fake_results_folder(tmp_path):
     results, executed = tmp_path / "results", tmp_path / "executed"
     for chapter, profile in (("config_a", "cpu"), ("biggan", "gpu")):
         (results / chapter / profile).mkdir(parents=True)
+        device = "NVIDIA H100" if profile == "gpu" else "cpu (2 threads)"
         (results / chapter / profile / "metrics.json").write_text(json.dumps(
-            {"provenance": _provenance(chapter, profile, device="NVIDIA H100" if profile == "gpu" else "cpu (2 threads)"),
-             "metrics": {}}))
+            {"provenance": _provenance(chapter, profile, device=device), "metrics": {}}))
     (executed / "dirac_gan").mkdir(parents=True)
     (executed / "dirac_gan" / "metrics.json").write_text(json.dumps(
         {"provenance": _provenance("dirac_gan", "cpu", commit="fedcba987654", wall_time_s=12.0), "metrics": {}}))
