@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 bash ci/setup.sh
 "$PY" ci/run_chapters.py --profile "${PROFILE:-book}" --out book/executed
+# The "Reproduce this book" page, generated from results/ and the runner's timings (book/reproduce.md, git-ignored).
+"$PY" ci/reproduce_page.py --executed book/executed --out book/reproduce.md
 # Through the interpreter, not the `jupyter-book` script: a fresh pyenv or venv may not have it on PATH yet.
 "$PY" -c "from jupyter_book.cli.main import main; main()" build . --builder html
-echo "[build_book] open _build/html/index.html"
+echo "[build_book] open _build/html/index.html; check it in a browser: python ci/check_book.py"

@@ -7,7 +7,8 @@ Each chapter `notebooks/NN_<name>.py` (jupytext percent format, the only source)
 the python3 kernelspec and executed one at a time. The runner injects the parameters `profile`, `metrics_path`
 (DIR/<name>/metrics.json), `artifacts_dir` (DIR/<name>/) and `runs_dir` (DIR/<name>/runs/: resumable run
 folders, so a killed cpu or gpu chapter continues where it stopped when run again with the same DIR). It writes
-the executed notebook to DIR/<name>/<name>.ipynb and the wall times to DIR/timings.json. `--profile book` picks
+the executed notebook to DIR/<name>/<name>.ipynb (tidied for the static book: `tidy_for_book`) and the wall times
+to DIR/timings.json. `--profile book` picks
 each chapter's book profile (r3gan_core.book.profiles.book_profile): image chapters then render their stored results
 without training. `--publish` trains (`retrain=True`) and copies the chapter's metrics, sample grids and final
 EMA generators into results/<name>/<profile>/, the stored results the book shows. A failing chapter stops the
@@ -74,6 +75,31 @@ def failing_cell(notebook: Path) -> str:
     return "no cell holds an error output (the kernel may have died or timed out)"
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def tidy_for_book(notebook: Path) -> None:
+    """Ready an executed notebook for the static book, in place.
+
+    * papermill's injected-parameters cell gets the `remove-cell` tag (the chapter's own parameters cell carries
+      it in the source), so a page does not show `profile = "smoke"` and then `profile = "cpu"`;
+    * widget outputs (progress bars frozen at 0%, sliders) and the notebook's widget state are dropped: without a
+      kernel they do nothing, and rendering them would make every page load require.js and the ipywidgets embed
+      manager from a CDN. The figures an interactive cell draws are drawn statically beside it.
+    """
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+        if cell.get("outputs"):
+            cell["outputs"] = [o for o in cell["outputs"] if WIDGET_VIEW not in o.get("data", {})]
+    nb.metadata.pop("widgets", None)
+    nbformat.write(nb, notebook)
+
+
 # A whole chapter's wall-clock limit per profile (seconds). A kernel can stall without any cell running (a lost
 # start-up message when two kernels start at once, seen here); the limit turns that into one retry, not a hang.
 CHAPTER_TIMEOUT = {"smoke": 300, "cpu": 5400, "gpu": 3600}  # cpu: a chapter's budget is 75 minutes
@@ -124,6 +150,7 @@ def run_chapter(name: str, profile: str, out: Path, cell_timeout: int | None, ch
             where = failing_cell(dst_nb) if dst_nb.exists() else "before any cell ran"
             reason = f"the {limit}s chapter limit, twice" if code is None else f"exit code {code}"
             raise RuntimeError(f"chapter {name!r} (profile {profile}) failed at {where}\n  ({reason})")
+        tidy_for_book(dst_nb)
     finally:
         src_nb.unlink(missing_ok=True)
     return time.perf_counter() - t0

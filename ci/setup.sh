@@ -22,7 +22,8 @@ PYEOF
   )
 }
 PWD_REPO=$(pwd)
-if ! "$PY" -c "import papermill, jupytext, jupyter_book, sklearn, seaborn, ipywidgets, pytest" >/dev/null 2>&1 \
+if ! "$PY" -c "import importlib, papermill, jupytext, jupyter_book, sklearn, seaborn, ipywidgets, pytest, \
+sphinx_exercise, playwright; importlib.import_module('sphinx-mathjax-offline')" >/dev/null 2>&1 \
    || ! installed_here; then
   echo "[setup] installing r3gan-core with the book and test extras"
   "$PY" -m pip install --quiet -e ".[book,test]"

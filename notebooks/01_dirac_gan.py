@@ -28,12 +28,12 @@
 # (`r3gan_core/dirac.py`), checks it against the closed forms, and shows it.
 # Everything runs on a CPU in seconds, so the book shows the `cpu` profile.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"      # smoke (CI, seconds) | cpu (what the book shows; a CPU is enough for this chapter)
 metrics_path = None    # set by ci/run_chapters.py: where this chapter's headline numbers go
 artifacts_dir = None   # set by ci/run_chapters.py: a folder for small stored results (json, png)
 
-# %%
+# %% tags=["hide-input"]
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -320,28 +320,47 @@ print(prov)
 #
 # ## Exercises
 #
-# 1. Show that the alternating update (a $D$ step, then a $G$ step) of the unregularised game, linearised
-#    at $(0, 0)$, has determinant $1$, and check it numerically.
-# 2. Derive the critical $\gamma$ for R1 + R2 at $\gamma/2$ each, and compare with `dirac.critical_gamma`.
-# 3. For R1 at $\gamma = 1$, which step sizes converge locally? Confirm the bound with `dirac.simulate`
-#    just below and just above it, starting near the equilibrium.
-# 4. R1 + R2 at $\gamma = 1$ passes the disc test at $h = 1$ ($\max|1 + h\lambda| = 0.87$). Run it from
-#    $(1, 1)$ and from $(0.5, 0.5)$. What happens, and why does it not contradict the eigenvalue analysis?
-# 5. Replace the minimax generator by the non-saturating one ($G$ minimises $-f(-\psi\theta)$ instead of
-#    $f(\psi\theta)$). Does the Jacobian at $(0, 0)$ change? (Hint: compare $f'(0)$ and the
-#    derivative of $-f(-t)$ at $0$.)
+# :::{exercise}
+# :label: dirac-gan-ex-1
+# Show that the alternating update (a $D$ step, then a $G$ step) of the unregularised game, linearised
+# at $(0, 0)$, has determinant $1$, and check it numerically.
+# :::
+#
+# :::{exercise}
+# :label: dirac-gan-ex-2
+# Derive the critical $\gamma$ for R1 + R2 at $\gamma/2$ each, and compare with `dirac.critical_gamma`.
+# :::
+#
+# :::{exercise}
+# :label: dirac-gan-ex-3
+# For R1 at $\gamma = 1$, which step sizes converge locally? Confirm the bound with `dirac.simulate`
+# just below and just above it, starting near the equilibrium.
+# :::
+#
+# :::{exercise}
+# :label: dirac-gan-ex-4
+# R1 + R2 at $\gamma = 1$ passes the disc test at $h = 1$ ($\max|1 + h\lambda| = 0.87$). Run it from
+# $(1, 1)$ and from $(0.5, 0.5)$. What happens, and why does it not contradict the eigenvalue analysis?
+# :::
+#
+# :::{exercise}
+# :label: dirac-gan-ex-5
+# Replace the minimax generator by the non-saturating one ($G$ minimises $-f(-\psi\theta)$ instead of
+# $f(\psi\theta)$). Does the Jacobian at $(0, 0)$ change? (Hint: compare $f'(0)$ and the
+# derivative of $-f(-t)$ at $0$.)
+# :::
 
 # %% [markdown]
-# :::{admonition} Solution 1
+# :::{solution-start} dirac-gan-ex-1
 # :class: dropdown
+# :::
 # With $a = f'(0)$: the $D$ step gives $\psi' = \psi + h a \theta$, then the $G$ step
 # $\theta' = \theta - h a \psi' = (1 - h^2 a^2)\theta - h a \psi$. The matrix
 # $\begin{pmatrix} 1 - h^2a^2 & -ha \\ ha & 1 \end{pmatrix}$ has determinant $1 - h^2a^2 + h^2a^2 = 1$ and
 # trace $2 - h^2a^2 \in (-2, 2)$ for small $h$, so its eigenvalues are a conjugate pair on the unit circle:
 # the iterates neither grow nor shrink, they orbit. The cell below measures it by finite differences.
-# :::
 
-# %% tags=["hide-cell"]
+# %%
 eps = 1e-6
 one_step = lambda s: dirac.simulate("rpgan", "none", 0.0, H, 1, start=s, scheme="alternating")[-1]  # noqa: E731
 jac = np.stack([(one_step((eps, 0.0)) - one_step((-eps, 0.0))) / (2 * eps),
@@ -349,43 +368,56 @@ jac = np.stack([(one_step((eps, 0.0)) - one_step((-eps, 0.0))) / (2 * eps),
 print(np.round(jac, 6), "det =", round(float(np.linalg.det(jac)), 9))
 
 # %% [markdown]
-# :::{admonition} Solution 2
+# :::{solution-end}
+# :::
+
+# %% [markdown]
+# :::{solution} dirac-gan-ex-2
 # :class: dropdown
 # R1 + R2 adds $-\tfrac{\gamma}{2}\psi^2 - \tfrac{\gamma}{2}\psi^2 = -\gamma\psi^2$ to $D$'s objective, so
 # $c = \gamma$ and $\lambda = -\gamma \pm \sqrt{\gamma^2 - f'(0)^2}$. The discriminant vanishes at
 # $\gamma = f'(0) = 0.5$; `dirac.critical_gamma("rpgan", "r1+r2")` returns $0.5$ (printed above).
 # :::
-#
-# :::{admonition} Solution 3
+
+# %% [markdown]
+# :::{solution-start} dirac-gan-ex-3
 # :class: dropdown
+# :::
 # At $\gamma = 1$ both eigenvalues are $-0.5$, so $|1 - h/2| < 1 \iff 0 < h < 4$
 # (`dirac.max_stable_step` returns 4.0). Below, from a start close to the equilibrium, $h = 3.9$ contracts
 # the distance by $|1 - 1.95| = 0.95$ per step ($0.95^{60} \approx 0.05$) and $h = 4.1$ stretches it by
 # $1.05$ per step ($1.05^{60} \approx 19$).
-# :::
 
-# %% tags=["hide-cell"]
+# %%
 for h in (3.9, 4.1):
     path = dirac.simulate("rpgan", "r1", 1.0, h, 60, start=(1e-3, 1e-3))
     print(f"h = {h}: distance after 60 steps / at the start = {np.hypot(*path[-1]) / np.hypot(*path[0]):.3g}")
 
 # %% [markdown]
-# :::{admonition} Solution 4
+# :::{solution-end}
+# :::
+
+# %% [markdown]
+# :::{solution-start} dirac-gan-ex-4
 # :class: dropdown
+# :::
 # From $(0.5, 0.5)$ it converges; from $(1, 1)$ it blows up, doubling every two steps. The eigenvalues
 # describe the game only near $(0, 0)$, where $f'(\psi\theta) \approx f'(0) = 0.5$. Far from it the
 # coupling $f'(\psi\theta) = \sigma(-\psi\theta)$ swings between about $0$ (when $\psi\theta \gg 0$) and
 # about $1$ (when $\psi\theta \ll 0$), and with $h = 1$ the iterates lock into a period-two pattern that
 # flips the sign of $\psi$ each step. Local convergence (Proposition II) is local.
-# :::
 
-# %% tags=["hide-cell"]
+# %%
 for start in ((1.0, 1.0), (0.5, 0.5)):
     path = dirac.simulate("rpgan", "r1+r2", 1.0, 1.0, 40, start=start)
     print(f"start {start}: |x| after 10, 20, 40 steps = {[float(f'{np.hypot(*path[k]):.3g}') for k in (10, 20, 40)]}")
 
 # %% [markdown]
-# :::{admonition} Solution 5
+# :::{solution-end}
+# :::
+
+# %% [markdown]
+# :::{solution} dirac-gan-ex-5
 # :class: dropdown
 # The non-saturating generator follows $-\partial_\theta[-f(-\psi\theta)] = -\psi f'(-\psi\theta)$. At the
 # equilibrium $f'(-0) = f'(0)$, so the linearisation, the Jacobian and its eigenvalues are unchanged: the

@@ -39,12 +39,12 @@
 # Library: `r3gan_core/toy.py` (mixtures, MLPs, trainer, metrics, figures). The whole chapter runs on a CPU,
 # so the book shows the `cpu` profile.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"      # smoke (CI, seconds) | cpu (what the book shows; a CPU is enough for this chapter)
 metrics_path = None    # set by ci/run_chapters.py: where this chapter's headline numbers go
 artifacts_dir = None   # set by ci/run_chapters.py: a folder for small stored results (json, png)
 
-# %%
+# %% tags=["hide-input"]
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -52,6 +52,7 @@ import pandas as pd
 import torch
 
 from r3gan_core.convergence import toy
+from r3gan_core.book import tables
 from r3gan_core.book.chapter import chapter_start, write_metrics
 from r3gan_core.book.plotting import add_footer
 
@@ -147,7 +148,7 @@ for name in settings["datasets"]:
 table = pd.DataFrame(rows).drop(columns=["num_modes"]).set_index(["dataset", "loss", "penalty", "seed"])
 if out_dir is not None:
     table.to_csv(out_dir / "runs.csv")
-table.round(3)
+tables.show(table.drop(columns=["wall_s"]), digits=3)  # every column but the run's wall time
 
 # %% [markdown]
 # ## D's gradient on reals and on fakes
@@ -204,27 +205,42 @@ print(prov)
 #
 # ## Exercises
 #
-# 1. Build the ring with the buggy `linspace(0, 2*pi, 8)` angles and sample a *perfect* generator of that
-#    wrong ring. What do `mode_metrics` report against the correct ring, and why?
-# 2. Give R1 alone more chances to fail: train GAN + R1 on the ring with $\gamma \in \{0.01, 1, 10\}$ and a
-#    constant learning rate, and compare $D$'s peak gradient norm on fakes with R1 + R2 at the same
-#    $\gamma$.
-# 3. Our divergence check bounds the gap between the mean real and fake logits, not the logits. Show that
-#    adding a constant to every logit leaves the RpGAN loss unchanged but not the GAN loss.
-# 4. The reverse KL uses only high-quality samples. Construct two sample sets with the same KL and very
-#    different high-quality fractions. Which number would you report first, and why does PacGAN report both?
+# :::{exercise}
+# :label: toy-2d-ex-1
+# Build the ring with the buggy `linspace(0, 2*pi, 8)` angles and sample a *perfect* generator of that
+# wrong ring. What do `mode_metrics` report against the correct ring, and why?
+# :::
+#
+# :::{exercise}
+# :label: toy-2d-ex-2
+# Give R1 alone more chances to fail: train GAN + R1 on the ring with $\gamma \in \{0.01, 1, 10\}$ and a
+# constant learning rate, and compare $D$'s peak gradient norm on fakes with R1 + R2 at the same
+# $\gamma$.
+# :::
+#
+# :::{exercise}
+# :label: toy-2d-ex-3
+# Our divergence check bounds the gap between the mean real and fake logits, not the logits. Show that
+# adding a constant to every logit leaves the RpGAN loss unchanged but not the GAN loss.
+# :::
+#
+# :::{exercise}
+# :label: toy-2d-ex-4
+# The reverse KL uses only high-quality samples. Construct two sample sets with the same KL and very
+# different high-quality fractions. Which number would you report first, and why does PacGAN report both?
+# :::
 
 # %% [markdown]
-# :::{admonition} Solution 1
+# :::{solution-start} toy-2d-ex-1
 # :class: dropdown
+# :::
 # `linspace(0, 2*pi, 8)` spaces 8 angles over a closed interval, so the last equals the first: 7 distinct
 # means at multiples of $2\pi/7$, one of them with double weight. Against the correct ring only the angle-0
 # mode coincides (twice: angles $0$ and $2\pi$); the other wrong means sit 0.11 to 0.34 from the nearest
 # true mean, 11 to 34 std, so nothing there counts as high quality. Expect 1 covered mode, about 25% high
 # quality and a KL of $\log 8 = 2.08$; the cell measures it.
-# :::
 
-# %% tags=["hide-cell"]
+# %%
 angles = torch.linspace(0, 2 * torch.pi, 8)
 bad_means = torch.stack([angles.cos(), angles.sin()], dim=1)
 g = torch.Generator().manual_seed(0)
@@ -233,14 +249,18 @@ print("distinct buggy means:", len(torch.unique(bad_means.round(decimals=4), dim
 print(toy.mode_metrics(bad, "ring"))
 
 # %% [markdown]
-# :::{admonition} Solution 2
+# :::{solution-end}
+# :::
+
+# %% [markdown]
+# :::{solution-start} toy-2d-ex-2
 # :class: dropdown
+# :::
 # The cell runs short versions (a quarter of the profile's steps, constant learning rate) and prints the
 # ratio of peak fake-side gradient norms, R1 over R1 + R2. A ratio near 1-3 with status `ok` means no
 # explosion at that $\gamma$; a `fail` or a ratio of 10 or more would be the paper's mechanism.
-# :::
 
-# %% tags=["hide-cell"]
+# %%
 for gamma in (0.01, 1.0, 10.0):
     short = dict(dataset="ring", loss="gan", gamma=gamma, lr_final=None, steps=max(base.steps // 4, 10))
     r1, both = (toy.train_toy(toy.ToyConfig(**{**vars(base), **short, "penalty": p}), progress=False)
@@ -251,15 +271,19 @@ for gamma in (0.01, 1.0, 10.0):
           f"high quality {r1.metrics.high_quality:.2f} vs {both.metrics.high_quality:.2f}")
 
 # %% [markdown]
-# :::{admonition} Solution 3
+# :::{solution-end}
+# :::
+
+# %% [markdown]
+# :::{solution-start} toy-2d-ex-3
 # :class: dropdown
+# :::
 # RpGAN's $D$ loss is $\mathrm{softplus}(-(D(x) - D(G(z))))$: it depends on a difference of logits, so
 # $D + c$ gives the same loss and the same gradients, and nothing in the loss pins the logits' level. The
 # GAN loss $\mathrm{softplus}(-D(x)) + \mathrm{softplus}(D(G(z)))$ changes with $c$. A drifting logit level
 # is therefore no sign of divergence for RpGAN; a growing gap between reals and fakes is.
-# :::
 
-# %% tags=["hide-cell"]
+# %%
 from r3gan_core.losses import discriminator_loss
 
 real_logits, fake_logits = torch.randn(5), torch.randn(5)
@@ -269,18 +293,26 @@ for loss in ("gan", "rpgan"):
     print(f"{loss}: largest change of the per-sample loss after adding 3 to every logit = {shift:.2e}")
 
 # %% [markdown]
-# :::{admonition} Solution 4
+# :::{solution-end}
+# :::
+
+# %% [markdown]
+# :::{solution-start} toy-2d-ex-4
 # :class: dropdown
+# :::
 # Put 10 samples exactly on each ring mode and scatter 2,420 far away: KL 0 and 3% high quality. Put 312
 # or 313 samples on each mode: KL about 0 and 100% high quality. The KL only describes how the *good*
 # samples are spread over the modes; the high-quality fraction says how many are good. Report coverage and
 # high quality first, KL to compare balance, which is why PacGAN's tables carry all three.
-# :::
 
-# %% tags=["hide-cell"]
+# %%
 means, std = toy.mixture("ring")
 few = torch.cat([means.repeat_interleave(10, 0), torch.full((2420, 2), 5.0)])
 many = means.repeat(313, 1)[:2500]
 for label, s in (("10 per mode + far junk", few), ("~313 per mode", many)):
     m = toy.mode_metrics(s, "ring")
     print(f"{label}: modes {m.modes}, high quality {m.high_quality:.3f}, KL {m.reverse_kl:.4f}")
+
+# %% [markdown]
+# :::{solution-end}
+# :::

@@ -30,12 +30,12 @@
 # FFHQ-256 networks are built on PyTorch's `meta` device, which allocates no memory), so the book shows
 # the `cpu` profile; its numbers are exact counts, not training results.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"      # smoke (CI, seconds) | cpu (what the book shows; a CPU is enough for this chapter)
 metrics_path = None    # set by ci/run_chapters.py: where this chapter's headline numbers go
 artifacts_dir = None   # set by ci/run_chapters.py: a folder for small stored results (json, png)
 
-# %%
+# %% tags=["hide-input"]
 from pathlib import Path
 
 import pandas as pd
@@ -44,6 +44,7 @@ import torch
 from IPython.display import display
 
 from r3gan_core import networks
+from r3gan_core.book import tables
 from r3gan_core.book.chapter import chapter_start, source, write_metrics
 from r3gan_core.networks import anatomy, layers, resnet, stripped, stylegan2
 from r3gan_core.book.plotting import add_footer
@@ -72,7 +73,7 @@ out_dir = Path(artifacts_dir) if artifacts_dir else None
 table2 = pd.DataFrame(anatomy.parameter_table()).set_index("config")
 skips = pd.DataFrame(anatomy.parameter_table(("D",), output_skips=True)).set_index("config")
 skips.index = ["D + output skips"]
-display(pd.concat([table2, skips]))
+display(tables.show(pd.concat([table2, skips]), digits=5))
 
 # %% [markdown]
 # Config E on the other official presets (PAPER_FACTS Sec. 5; CIFAR-10 and ImageNet conditional). ImageNet's
@@ -81,7 +82,7 @@ display(pd.concat([table2, skips]))
 
 # %%
 presets_table = pd.DataFrame(anatomy.preset_parameter_table("E")).set_index("preset")
-display(presets_table)
+display(tables.show(presets_table, digits=5))
 
 # %% [markdown]
 # ## Where the parameters live
@@ -203,7 +204,7 @@ variance["stage"] = variance["block"].str.split(".").str[1]
 per_stage = variance.groupby(["config", "network", "init", "stage"])["variance"].agg(lambda v: v.iloc[-1] / v.iloc[0])
 growth = per_stage.groupby(["config", "network", "init"]).max().unstack("init")[list(anatomy.INIT_SCHEMES)]
 growth.columns.name = "variance growth within a stage"
-display(growth.round(2))
+display(tables.show(growth, digits=3))
 
 # %% [markdown]
 # With He initialisation the variance of D/E's residual stream grows several-fold within every stage and
@@ -232,30 +233,69 @@ print({k: metrics[k] for k in ("max_abs_diff_pct", "variance_growth")})
 # %% [markdown]
 # ## Exercises
 #
-# 1. Count the parameters of one residual block of config E at FFHQ-256's 768-wide stages by hand (three
-#    convolutions without bias, two activation biases; the 3x3 has 96 groups), then check with
-#    `anatomy.count_parameters`.
-# 2. Config D's generator is 21,888 parameters short of Table 2 without output skips. Where does that
-#    number come from?
-# 3. Remove the $L^{-1/4}$ factor (use the plain He gain in the first two convolutions) but keep the last
-#    convolution non-zero. How does the variance at the last block compare with fix-up's?
-# 4. Config A counts `num_ws = 2 log2(resolution) - 2` style vectors. Why not one per layer with a style
-#    (there are more such layers)?
+# :::{exercise}
+# :label: anatomy-ex-1
+# Count the parameters of one residual block of config E at FFHQ-256's 768-wide stages by hand (three
+# convolutions without bias, two activation biases; the 3x3 has 96 groups), then check with
+# `anatomy.count_parameters`.
+# :::
+#
+# :::{exercise}
+# :label: anatomy-ex-2
+# Config D's generator is 21,888 parameters short of Table 2 without output skips. Where does that
+# number come from?
+# :::
+#
+# :::{exercise}
+# :label: anatomy-ex-3
+# Remove the $L^{-1/4}$ factor (use the plain He gain in the first two convolutions) but keep the last
+# convolution non-zero. How does the variance at the last block compare with fix-up's?
+# :::
+#
+# :::{exercise}
+# :label: anatomy-ex-4
+# Config A counts `num_ws = 2 log2(resolution) - 2` style vectors. Why not one per layer with a style
+# (there are more such layers)?
+# :::
 
-# %% tags=["hide-cell"]
-# Solution 1: 1x1 768 -> 1536, grouped 3x3 (16 inputs per output), 1x1 1536 -> 768, biases 2 x 1536.
+# %% [markdown]
+# :::{solution-start} anatomy-ex-1
+# :class: dropdown
+# :::
+# A 1x1 from 768 to 1536 channels, a grouped 3x3 (16 inputs per output), a 1x1 from 1536 back to 768, and two
+# activation biases of 1536: the cell counts it both ways.
+
+# %%
 by_hand = 768 * 1536 + 1536 * 16 * 9 + 1536 * 768 + 2 * 1536
 with torch.device("meta"):
     G_e, _ = networks.build("E", "ffhq256")
 print(by_hand, anatomy.count_parameters(G_e.stages[0].blocks[0]))
 
-# %% tags=["hide-cell"]
-# Solution 2: the to-image 1x1 convs of the six lower stages (3 output channels, no bias).
+# %% [markdown]
+# :::{solution-end}
+# :::
+
+# %% [markdown]
+# :::{solution-start} anatomy-ex-2
+# :class: dropdown
+# :::
+# The to-image 1x1 convolutions of the six lower stages (3 output channels each, no bias):
+
+# %%
 d_widths = networks.network_config("D", "ffhq256").widths
 print(d_widths, 3 * sum(d_widths[:-1]))
 
-# %% tags=["hide-cell"]
-# Solution 3: re-draw every branch conv with He's gain; the stream then grows block after block.
+# %% [markdown]
+# :::{solution-end}
+# :::
+
+# %% [markdown]
+# :::{solution-start} anatomy-ex-3
+# :class: dropdown
+# :::
+# Re-draw every branch convolution with He's gain; the residual stream then grows block after block:
+
+# %%
 torch.manual_seed(0)
 _, D_e = networks.build("E", PRESET, blocks_per_stage=BLOCKS)
 for _, block in anatomy.residual_blocks(D_e):
@@ -266,7 +306,11 @@ he_rows = anatomy.activation_variance_through_depth(D_e, noise)
 print([round(r["variance"], 2) for r in he_rows])
 
 # %% [markdown]
-# :::{admonition} Solution 4
+# :::{solution-end}
+# :::
+
+# %% [markdown]
+# :::{solution} anatomy-ex-4
 # :class: dropdown
 # Each synthesis block's to-image layer reuses the $w$ of the next block's first convolution (StyleGAN2's
 # indexing), so a block consumes one $w$ per convolution and only the last to-image layer adds one:

@@ -38,7 +38,7 @@
 # feature space (**FD-digits**, not comparable with Inception FIDs), and a second, noise-robust mode count
 # that keeps only confidently classified samples.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"      # smoke (CI, seconds) | cpu (the findings, 2 CPU cores, ~1 h) | gpu (one GPU) | paper (documented)
 retrain = False        # cpu/gpu: True trains again even when results/mode_coverage/<profile>/ holds stored runs
 metrics_path = None    # set by ci/run_chapters.py
@@ -46,10 +46,10 @@ artifacts_dir = None   # set by ci/run_chapters.py
 runs_dir = None        # set by ci/run_chapters.py: resumable run folders (a killed chapter continues there)
 mnist_path = None      # a folder with MNIST IDX files: run on real StackedMNIST (32x32) instead of stacked digits
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 
-from r3gan_core.book import chapter, comparisons, experiments, paper, plotting
+from r3gan_core.book import chapter, comparisons, experiments, paper, plotting, tables
 
 settings, prov, stored = chapter.chapter_start("mode_coverage", profile, retrain=retrain and not mnist_path)
 
@@ -86,7 +86,7 @@ print(f"{len(runs)} runs, {images_per_run:,} real images each, seeds {settings['
 table = experiments.summary_table(runs, ("modes", "reverse_kl", "modes_confident", "fd_digits", "images_per_second"))
 table["paper modes"] = [paper.TABLE1_MODE_COVERAGE[label]["modes"] or "fail" for label in table.index]
 table["paper KL"] = [paper.TABLE1_MODE_COVERAGE[label]["reverse_kl"] or "fail" for label in table.index]
-table
+tables.show(table, rename={"label": "loss + penalty"})
 
 # %% [markdown]
 # ## D's gradients on reals and on fakes
@@ -129,15 +129,31 @@ record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, 
 # %% [markdown]
 # ## Exercises
 #
-# 1. The paper says no gamma between 0.1 and 100 saved the R1-only runs. Re-run the `RpGAN + R1` variant with
-#    `gamma=10.0` and `gamma=0.1` (pass `"gamma": g` in its overrides). Does either diverge at this scale?
-# 2. Count modes with and without the confidence threshold for an *untrained* generator. Why must a mode count
-#    always travel with the reverse KL?
-# 3. Swap Config E's network for Config B's (`base.config = "B"`, preset unchanged). Does the ranking of the
-#    four losses change?
+# :::{exercise}
+# :label: mode-coverage-ex-1
+# The paper says no gamma between 0.1 and 100 saved the R1-only runs. Re-run the `RpGAN + R1` variant with
+# `gamma=10.0` and `gamma=0.1` (pass `"gamma": g` in its overrides). Does either diverge at this scale?
+# :::
+#
+# :::{exercise}
+# :label: mode-coverage-ex-2
+# Count modes with and without the confidence threshold for an *untrained* generator. Why must a mode count
+# always travel with the reverse KL?
+# :::
+#
+# :::{exercise}
+# :label: mode-coverage-ex-3
+# Swap Config E's network for Config B's (`base.config = "B"`, preset unchanged). Does the ranking of the
+# four losses change?
+# :::
 
-# %% tags=["hide-cell"]
-# Solution to 2: an untrained G already hits many modes because the classifier labels noise with *some* digit.
+# %% [markdown]
+# :::{solution-start} mode-coverage-ex-2
+# :class: dropdown
+# :::
+# An untrained G already hits many modes because the classifier labels noise with *some* digit.
+
+# %%
 from r3gan_core.metrics import DEFAULT_CONFIDENCE, mode_coverage
 from r3gan_core.networks import build
 
@@ -146,3 +162,7 @@ from r3gan_core.sampling import generate_images
 
 noise = generate_images(untrained, 2_000, seed=0)
 print("plain:", mode_coverage(noise)["modes"], "modes; confident only:", mode_coverage(noise, threshold=DEFAULT_CONFIDENCE)["modes"])
+
+# %% [markdown]
+# :::{solution-end}
+# :::

@@ -27,15 +27,15 @@
 # R3GAN's point is that most of these exist to patch an ill-behaved loss. This chapter trains Config A on stacked
 # digits so that the next chapters can take the tricks away one at a time and watch what happens.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"      # smoke (CI, seconds) | cpu (the findings, 2 CPU cores) | gpu (one GPU) | paper (FFHQ-256, documented)
 retrain = False        # cpu/gpu: True trains again even when results/<chapter>/<profile>/ holds stored runs
 metrics_path = None    # set by ci/run_chapters.py
 artifacts_dir = None   # set by ci/run_chapters.py
 runs_dir = None        # set by ci/run_chapters.py: resumable run folders (a killed chapter continues there)
 
-# %%
-from r3gan_core.book import chapter, experiments
+# %% tags=["hide-input"]
+from r3gan_core.book import chapter, experiments, tables
 from r3gan_core.networks.stylegan2 import MappingNetwork, MinibatchStd, modulated_conv2d
 
 settings, prov, stored = chapter.chapter_start("config_a", profile, retrain=retrain)
@@ -55,7 +55,7 @@ chapter.source(modulated_conv2d, MappingNetwork, MinibatchStd)
 # Lazy R1 applies the penalty every 16th D step with its weight multiplied by 16; path length every 4th G step.
 
 # %%
-chapter.recipe_table("A", settings["preset"])
+tables.show(chapter.recipe_table("A", settings["preset"]), transpose=True)
 
 # %% [markdown]
 # ## Training Config A
@@ -71,16 +71,45 @@ record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, 
 # %% [markdown]
 # ## Exercises
 #
-# 1. Turn style mixing off (`style_mixing=0.0` in `experiments.base_config("A", settings, style_mixing=0.0)`) and
-#    retrain. Does any metric move beyond the spread between seeds?
-# 2. Lazy R1 multiplies the penalty by 16 on the steps where it applies. Why does that keep the *average*
-#    regularisation strength the same, and why might it still behave differently from R1 at every step?
-# 3. Count the parameters of the mapping network at `ffhq256` and compare them with the synthesis network's.
+# :::{exercise}
+# :label: config-a-ex-1
+# Turn style mixing off (`style_mixing=0.0` in `experiments.base_config("A", settings, style_mixing=0.0)`) and
+# retrain. Does any metric move beyond the spread between seeds?
+# :::
+#
+# :::{exercise}
+# :label: config-a-ex-2
+# Lazy R1 multiplies the penalty by 16 on the steps where it applies. Why does that keep the *average*
+# regularisation strength the same, and why might it still behave differently from R1 at every step?
+# :::
+#
+# :::{exercise}
+# :label: config-a-ex-3
+# Count the parameters of the mapping network at `ffhq256` and compare them with the synthesis network's.
+# :::
 
-# %% tags=["hide-cell"]
-# Solution to 3: the mapping network is 8 dense 512x512 layers; the synthesis network holds nearly all the rest.
+# %% [markdown]
+# :::{solution} config-a-ex-2
+# :class: dropdown
+# Over 16 D steps, R1 at weight $16\gamma$ once adds the same total penalty gradient as R1 at $\gamma$ on every
+# step, so the average strength is unchanged. The path differs: the penalty arrives as one large kick that Adam
+# normalises by a second-moment estimate averaged over about a hundred steps, and between kicks D moves without
+# any penalty on its input gradient. Lazy R1 is a cheaper approximation, not the same optimiser trajectory.
+# :::
+
+# %% [markdown]
+# :::{solution-start} config-a-ex-3
+# :class: dropdown
+# :::
+# The mapping network is 8 dense 512x512 layers; the synthesis network holds nearly all the rest.
+
+# %%
 from r3gan_core.networks import build
 from r3gan_core.networks.anatomy import count_parameters
 
 G, _ = build("A", "ffhq256")
 print(f"mapping {count_parameters(G.mapping):,} of {count_parameters(G):,} generator parameters")
+
+# %% [markdown]
+# :::{solution-end}
+# :::

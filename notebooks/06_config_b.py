@@ -23,15 +23,15 @@
 # the classic non-saturating loss and R1. The authors also note that breaking three rules makes this network
 # fail outright: an ill-behaved loss, a large learning rate with momentum, or normalisation layers.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"      # smoke (CI, seconds) | cpu (the findings, 2 CPU cores) | gpu (one GPU) | paper (FFHQ-256, documented)
 retrain = False        # cpu/gpu: True trains again even when results/<chapter>/<profile>/ holds stored runs
 metrics_path = None    # set by ci/run_chapters.py
 artifacts_dir = None   # set by ci/run_chapters.py
 runs_dir = None        # set by ci/run_chapters.py: resumable run folders (a killed chapter continues there)
 
-# %%
-from r3gan_core.book import chapter, experiments
+# %% tags=["hide-input"]
+from r3gan_core.book import chapter, experiments, tables
 from r3gan_core.networks.stripped import StrippedDiscriminatorBlock, StrippedGeneratorBlock
 
 settings, prov, stored = chapter.chapter_start("config_b", profile, retrain=retrain)
@@ -48,7 +48,7 @@ chapter.source(StrippedGeneratorBlock, StrippedDiscriminatorBlock)
 # ## The recipe: the classic loss with R1 at every step
 
 # %%
-chapter.recipe_table("AB", settings["preset"])
+tables.show(chapter.recipe_table("AB", settings["preset"]), transpose=True)
 
 # %% [markdown]
 # ## Training Config B
@@ -64,16 +64,36 @@ record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, 
 # %% [markdown]
 # ## Exercises
 #
-# 1. Give Config B a normalisation layer's worth of trouble: train it with `lr=2.5e-3` (pass `lr=2.5e-3` to
-#    `experiments.base_config`). Does it diverge, as the paper warns for a large learning rate?
-# 2. Config B keeps the output skips of StyleGAN2's generator. Find them in `StrippedGenerator.forward` and
-#    explain what each resolution contributes to the final image.
-# 3. Why can removing the equalised learning rate change training even though the network computes the same
-#    function at initialisation?
+# :::{exercise}
+# :label: config-b-ex-1
+# Give Config B a normalisation layer's worth of trouble: train it with `lr=2.5e-3` (pass `lr=2.5e-3` to
+# `experiments.base_config`). Does it diverge, as the paper warns for a large learning rate?
+# :::
+#
+# :::{exercise}
+# :label: config-b-ex-2
+# Config B keeps the output skips of StyleGAN2's generator. Find them in `StrippedGenerator.forward` and
+# explain what each resolution contributes to the final image.
+# :::
+#
+# :::{exercise}
+# :label: config-b-ex-3
+# Why can removing the equalised learning rate change training even though the network computes the same
+# function at initialisation?
+# :::
 
-# %% tags=["hide-cell"]
-# Solution to 3: Adam's update size is about lr per parameter whatever the gradient's scale, so storing weights at
+# %% [markdown]
+# :::{solution-start} config-b-ex-3
+# :class: dropdown
+# :::
+# Adam's update size is about lr per parameter whatever the gradient's scale, so storing weights at
 # unit variance and scaling them at run time (equalised lr) changes each layer's *effective* step size.
+
+# %%
 from r3gan_core.networks.layers import EqualizedConv2d
 
 chapter.source(EqualizedConv2d)
+
+# %% [markdown]
+# :::{solution-end}
+# :::

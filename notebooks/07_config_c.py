@@ -24,15 +24,15 @@
 # RpGAN + R1 + R2 is locally convergent (Proposition II), and R2 keeps D's gradient on fakes in check. With a
 # well-behaved loss, the next two configs can modernise the network without new tricks.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"      # smoke (CI, seconds) | cpu (the findings, 2 CPU cores) | gpu (one GPU) | paper (FFHQ-256, documented)
 retrain = False        # cpu/gpu: True trains again even when results/<chapter>/<profile>/ holds stored runs
 metrics_path = None    # set by ci/run_chapters.py
 artifacts_dir = None   # set by ci/run_chapters.py
 runs_dir = None        # set by ci/run_chapters.py: resumable run folders (a killed chapter continues there)
 
-# %%
-from r3gan_core.book import chapter, experiments
+# %% tags=["hide-input"]
+from r3gan_core.book import chapter, experiments, tables
 from r3gan_core import losses
 
 settings, prov, stored = chapter.chapter_start("config_c", profile, retrain=retrain)
@@ -50,7 +50,7 @@ chapter.source(losses.rpgan_discriminator_loss, losses.rpgan_generator_loss, los
 # ## The recipes of B and C side by side: only the loss and the penalty differ
 
 # %%
-chapter.recipe_table("BC", settings["preset"])
+tables.show(chapter.recipe_table("BC", settings["preset"]), transpose=True)
 
 # %% [markdown]
 # ## Training Config C
@@ -66,17 +66,39 @@ record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, 
 # %% [markdown]
 # ## Exercises
 #
-# 1. Train Config C with `penalty="r1"` (RpGAN with R1 only). Compare D's gradient norm on fakes with the R1 + R2
-#    run above.
-# 2. Show that for a D that is linear in its input, R1 and R2 are the same number. Why do they differ for a
-#    real network?
-# 3. The RpGAN generator loss needs a *fresh* real batch. What would go wrong if G reused the exact real batch
-#    D had just been trained on?
+# :::{exercise}
+# :label: config-c-ex-1
+# Train Config C with `penalty="r1"` (RpGAN with R1 only). Compare D's gradient norm on fakes with the R1 + R2
+# run above.
+# :::
+#
+# :::{exercise}
+# :label: config-c-ex-2
+# Show that for a D that is linear in its input, R1 and R2 are the same number. Why do they differ for a
+# real network?
+# :::
+#
+# :::{exercise}
+# :label: config-c-ex-3
+# The RpGAN generator loss needs a *fresh* real batch. What would go wrong if G reused the exact real batch
+# D had just been trained on?
+# :::
 
-# %% tags=["hide-cell"]
-# Solution to 2: for D(x) = w.x the input gradient is w everywhere, so R1 = R2 = ||w||^2.
+# %% [markdown]
+# :::{solution-start} config-c-ex-2
+# :class: dropdown
+# :::
+# For $D(x) = w \cdot x$ the input gradient is $w$ everywhere, so $R_1 = R_2 = \lVert w \rVert^2$ (the cell
+# checks it). A real network's gradient depends on where it is taken, and the reals and the fakes sit in
+# different places.
+
+# %%
 import torch
 
 w = torch.randn(5)
 x_real, x_fake = torch.randn(3, 5, requires_grad=True), torch.randn(3, 5, requires_grad=True)
 print(losses.zero_centered_penalty(x_real, x_real @ w), losses.zero_centered_penalty(x_fake, x_fake @ w), w.square().sum())
+
+# %% [markdown]
+# :::{solution-end}
+# :::

@@ -14,9 +14,11 @@
 # # Config D: ResNet-ify
 #
 # With a loss that converges, the network can be modernised the way classifiers were (paper Sec. 3.3). Config D
-# rebuilds G and D from **pre-activation residual blocks with a 1-3-1 bottleneck**: a 1x1 convolution narrows
-# the width, a 3x3 works on the narrow features, a 1x1 widens back, and the block's output is *added* to its
-# input. There is no normalisation anywhere; the biases live in the activations.
+# rebuilds G and D from **residual blocks with a 1-3-1 bottleneck**: a 1x1 convolution narrows the width, a 3x3
+# works on the narrow features, a 1x1 widens back, and the branch's output is *added* to the block's input. The
+# branch starts with a convolution and puts its activations between the convolutions (conv, act, conv, act, conv),
+# so it is not a pre-activation block: nothing acts on the skip path or on the branch's input before its first
+# convolution. There is no normalisation anywhere; the biases live in the activations.
 #
 # Two details keep such a deep network trainable without normalisation:
 #
@@ -28,14 +30,14 @@
 #
 # The paper's FID falls from 11.65 to 9.95 (10.17 while the output skips are kept; D removes them).
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"      # smoke (CI, seconds) | cpu (the findings, 2 CPU cores) | gpu (one GPU) | paper (FFHQ-256, documented)
 retrain = False        # cpu/gpu: True trains again even when results/<chapter>/<profile>/ holds stored runs
 metrics_path = None    # set by ci/run_chapters.py
 artifacts_dir = None   # set by ci/run_chapters.py
 runs_dir = None        # set by ci/run_chapters.py: resumable run folders (a killed chapter continues there)
 
-# %%
+# %% tags=["hide-input"]
 from r3gan_core.book import chapter, experiments
 from r3gan_core.networks.layers import fixup_gain
 from r3gan_core.networks.resnet import DownTransition, ResidualBlock, UpTransition
@@ -65,15 +67,33 @@ record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, 
 # %% [markdown]
 # ## Exercises
 #
-# 1. Train Config D with output skips (`network={"output_skips": True}` in `experiments.base_config`): the
-#    paper's 10.17 variant. Does removing them help at this scale?
-# 2. Replace the zero initialisation of each block's last convolution by the fix-up gain. Use
-#    `r3gan_core.networks.anatomy.activation_variance_through_depth` to see what happens to the activations.
-# 3. Why can a pre-activation residual network without normalisation still train deep, while a plain one of the
-#    same depth struggles?
+# :::{exercise}
+# :label: config-d-ex-1
+# Train Config D with output skips (`network={"output_skips": True}` in `experiments.base_config`): the
+# paper's 10.17 variant. Does removing them help at this scale?
+# :::
+#
+# :::{exercise}
+# :label: config-d-ex-2
+# Replace the zero initialisation of each block's last convolution by the fix-up gain. Use
+# `r3gan_core.networks.anatomy.activation_variance_through_depth` to see what happens to the activations.
+# :::
+#
+# :::{exercise}
+# :label: config-d-ex-3
+# Why can a residual network without normalisation (identity skips, zero-initialised branches) still train deep,
+# while a plain one of the same depth struggles?
+# :::
 
-# %% tags=["hide-cell"]
-# Solution to 2 (start): with the last conv zero, every residual branch outputs exactly zero at initialisation.
+# %% [markdown]
+# :::{solution-start} config-d-ex-2
+# :class: dropdown
+# :::
+# A start: with the last convolution at zero, every residual branch outputs exactly zero at initialisation (the
+# cell shows it). Draw that convolution with `fixup_gain` instead and compare
+# `activation_variance_through_depth` before and after.
+
+# %%
 import torch
 
 from r3gan_core.networks import build
@@ -83,3 +103,17 @@ _, D = build("D", settings["preset"])
 for name, block in residual_blocks(D)[:3]:
     out = block.branch(torch.randn(2, block.conv1.in_channels, 4, 4))
     print(f"{name}: max |branch output| at initialisation = {out.abs().max().item():.1e}")
+
+# %% [markdown]
+# :::{solution-end}
+# :::
+
+# %% [markdown]
+# :::{solution} config-d-ex-3
+# :class: dropdown
+# With identity skips, each block adds its branch to the stream instead of replacing it: the network starts as the
+# identity (every branch is zero) and the gradient reaches every block through the skips unchanged. A plain
+# network of the same depth multiplies one layer Jacobian per layer, and without normalisation the scale of that
+# product drifts exponentially with depth, so activations and gradients explode or vanish; the anatomy chapter
+# measures the variance through depth under both initialisations.
+# :::

@@ -26,14 +26,14 @@
 # In `r3gan_core` Configs D and E share one `ResidualBlock`: the two changes are two numbers of `ResNetConfig`,
 # `channels_per_group` and `expansion`.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"      # smoke (CI, seconds) | cpu (the findings, 2 CPU cores) | gpu (one GPU) | paper (FFHQ-256, documented)
 retrain = False        # cpu/gpu: True trains again even when results/<chapter>/<profile>/ holds stored runs
 metrics_path = None    # set by ci/run_chapters.py
 artifacts_dir = None   # set by ci/run_chapters.py
 runs_dir = None        # set by ci/run_chapters.py: resumable run folders (a killed chapter continues there)
 
-# %%
+# %% tags=["hide-input"]
 from r3gan_core.book import chapter, experiments
 from r3gan_core.networks import network_config
 from r3gan_core.networks.resnet import ResNetConfig
@@ -66,15 +66,31 @@ record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, 
 # %% [markdown]
 # ## Exercises
 #
-# 1. Train Config E with `network={"channels_per_group": None}` (a dense 3x3 with the inverted bottleneck). Which
-#    of the two changes matters more at this scale?
-# 2. Count the parameters of one residual block at width 768 in Config D and in Config E. Where did E spend the
-#    parameters grouping saved?
-# 3. The paper's ImageNet presets use 32 channels per group instead of 16. Build `imagenet64` with
-#    `channels_per_group=16` and compare the parameter count with the paper's 103.6 M.
+# :::{exercise}
+# :label: config-e-ex-1
+# Train Config E with `network={"channels_per_group": None}` (a dense 3x3 with the inverted bottleneck). Which
+# of the two changes matters more at this scale?
+# :::
+#
+# :::{exercise}
+# :label: config-e-ex-2
+# Count the parameters of one residual block at width 768 in Config D and in Config E. Where did E spend the
+# parameters grouping saved?
+# :::
+#
+# :::{exercise}
+# :label: config-e-ex-3
+# The paper's ImageNet presets use 32 channels per group instead of 16. Build `imagenet64` with
+# `channels_per_group=16` and compare the parameter count with the paper's 103.6 M.
+# :::
 
-# %% tags=["hide-cell"]
-# Solution to 2: grouping divides the 3x3's parameters by the number of groups; E spends them on a wider hidden layer.
+# %% [markdown]
+# :::{solution-start} config-e-ex-2
+# :class: dropdown
+# :::
+# Grouping divides the 3x3's parameters by the number of groups; E spends them on a wider hidden layer:
+
+# %%
 from r3gan_core.networks.anatomy import count_parameters
 from r3gan_core.networks.resnet import ResidualBlock
 
@@ -82,3 +98,7 @@ for config in "DE":
     cfg = network_config(config, "ffhq256")
     block = ResidualBlock(768, cfg.hidden(768), cfg.groups(768), num_blocks_total=8)
     print(config, f"hidden {cfg.hidden(768)}, groups {cfg.groups(768)}, {count_parameters(block):,} parameters")
+
+# %% [markdown]
+# :::{solution-end}
+# :::

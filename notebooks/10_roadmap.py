@@ -29,15 +29,15 @@
 # lays them beside the paper's numbers. Our metric is **FD-digits** on stacked digits, a Frechet distance in a
 # digit classifier's feature space: its values are not comparable with FID, only its *ordering* is.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"      # smoke (CI) | cpu (the findings: the config chapters' stored cpu runs) | gpu | paper
 metrics_path = None    # set by ci/run_chapters.py
 artifacts_dir = None   # set by ci/run_chapters.py
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 
-from r3gan_core.book import chapter, comparisons, plotting
+from r3gan_core.book import chapter, comparisons, plotting, tables
 from r3gan_core.networks.anatomy import parameter_table
 
 settings, prov, _ = chapter.chapter_start("roadmap", profile, trains=False)
@@ -50,13 +50,15 @@ for config, where in sources.items():
 # ## Our parameter counts at FFHQ-256 against Table 2
 
 # %%
-parameter_table()
+tables.show(parameter_table(), digits=5)
 
 # %% [markdown]
 # ## Ours beside the paper's
 
 # %%
-comparisons.roadmap_table(runs)
+shown = ["config", "change", "paper FID (FFHQ-256)",
+         "ours fd_digits", "ours modes", "ours recall_digits", "ours failed"]
+tables.show(comparisons.roadmap_table(runs), columns=shown)
 
 # %% [markdown]
 # ## Each config's metrics against images seen
@@ -87,14 +89,26 @@ print(prov)
 # %% [markdown]
 # ## Exercises
 #
-# 1. The roadmap changes one thing at a time. Which step would you expect to matter *more* at 8x8 than at
-#    256x256, and which less? Test one guess with the config chapters' exercises.
-# 2. FD-digits and FID rank models by different feature spaces. Construct two sample sets whose FD-digits agree
-#    but that any person would rank differently.
+# :::{exercise}
+# :label: roadmap-ex-1
+# The roadmap changes one thing at a time. Which step would you expect to matter *more* at 8x8 than at
+# 256x256, and which less? Test one guess with the config chapters' exercises.
+# :::
+#
+# :::{exercise}
+# :label: roadmap-ex-2
+# FD-digits and FID rank models by different feature spaces. Construct two sample sets whose FD-digits agree
+# but that any person would rank differently.
+# :::
 
-# %% tags=["hide-cell"]
-# Solution to 2 (one construction to test): brighten every background. A person sees a different data set; the
-# digit classifier's features may barely move. Measure it rather than trust the guess:
+# %% [markdown]
+# :::{solution-start} roadmap-ex-2
+# :class: dropdown
+# :::
+# One construction to test: brighten every background. A person sees a different data set; the digit
+# classifier's features may barely move. Measure it rather than trust the guess:
+
+# %%
 from r3gan_core.data import load_dataset
 from r3gan_core.metrics import fd_digits
 
@@ -102,3 +116,7 @@ real = load_dataset("stacked-digits:8", max_items=2_000).images
 shifted = (real + 0.2).clamp(-1, 1)
 print(f"FD-digits real vs real: {fd_digits(real[:1000], real[1000:]):.3g}; "
       f"real vs brightened real: {fd_digits(real[:1000], shifted[1000:]):.3g}")
+
+# %% [markdown]
+# :::{solution-end}
+# :::

@@ -33,19 +33,19 @@
 # improved precision (fidelity) and recall (diversity) with k = 3 neighbours, and the number of the 1000
 # stacked-digit modes covered. There is no Inception Score here; precision plays its part (fidelity).
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 profile = "smoke"      # smoke (CI, about a minute) | gpu (one GPU, ~10 min: an estimate); no cpu tier yet
 metrics_path = None    # set by ci/run_chapters.py: where this chapter's headline numbers go
 artifacts_dir = None   # set by ci/run_chapters.py: a folder for small stored results (json, png)
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from IPython.display import display
 
 from r3gan_core import biggan
-from r3gan_core.book import biggan_study, chapter, experiments
+from r3gan_core.book import biggan_study, chapter, experiments, tables
 from r3gan_core.book.profiles import chapter_settings
 from r3gan_core.training import copy_config
 
@@ -97,7 +97,7 @@ sweep_args = dict(num_samples=settings["num_samples"], seed=seed, eval_options=s
                   grid_count=settings["grid_count"], threads=settings["threads"])
 sweeps[stable["label"]], sweep_grids[stable["label"]] = biggan_study.truncation_sweep(
     G_stable, base, settings["thresholds"], **sweep_args)
-biggan_study.truncation_table(sweeps)
+tables.show(biggan_study.truncation_table(sweeps))
 
 # %% [markdown]
 # The trade-off as curves (precision = fidelity, recall and modes = diversity, FD-digits = both; "none" = no
@@ -213,7 +213,7 @@ gamma_runs, gamma_grids = experiments.run_variants(base, gamma_variants, seeds=[
                                                    num_samples=settings["num_samples"], eval_options=settings["eval"])
 chapter.count_runs(prov, [stable, ortho], r1_runs, gamma_runs)
 gamma_rows = biggan_study.gamma_sweep_rows(gamma_runs)
-pd.DataFrame(gamma_rows).drop(columns=["label", "seed"]).set_index("gamma")
+tables.show(pd.DataFrame(gamma_rows).drop(columns=["label", "seed", "images_seen"]))
 
 # %%
 fig = biggan_study.plot_gamma_sweep(gamma_rows, prov)
@@ -250,8 +250,8 @@ record = chapter.finish_chapter(
 if published is not None:
     full, where = published["metrics"], published["provenance"]["device"] + " (stored gpu profile)"
     full_runs = {r["label"]: r for r in full["runs"]}
-    display(biggan_study.truncation_table(full["truncation"]))
-    display(pd.DataFrame(full["gamma_sweep"]).drop(columns=["label", "seed"]).set_index("gamma"))
+    display(tables.show(biggan_study.truncation_table(full["truncation"])))
+    display(tables.show(pd.DataFrame(full["gamma_sweep"]).drop(columns=["label", "seed", "images_seen"])))
     biggan_study.plot_truncation_curves(full["truncation"], where)
     biggan_study.plot_spectra([full_runs[label] for label in full["spectral"]], where)
     biggan_study.plot_gamma_sweep(full["gamma_sweep"], where)
@@ -262,41 +262,94 @@ if published is not None:
 # %% [markdown]
 # ## Exercises
 #
-# 1. Truncation shrinks the latent. Estimate E[z_i^2] of a latent entry truncated at each threshold of the sweep
-#    (draw 100,000 entries with `biggan.truncated_normal`). At which threshold does the latent keep half its
-#    variance?
-# 2. Power iteration is an estimate. For the trained `G_stable`, compare `biggan.spectral_norms(G_stable, iters)`
-#    with `torch.linalg.svdvals` for iters = 1, 5 and 50. Which layers need the most iterations, and why?
-# 3. Did the regulariser do its job? Compare `biggan.orthogonal_penalty_total` of `G_stable` and `G_ortho`
-#    (with beta = 1, so the numbers are readable).
-# 4. BigGAN's own setting was R1 *only* at gamma = 10. Train that variant (`{"penalty": "r1", "gamma": 10.0}`)
-#    and put it beside the R1 + R2 sweep. Is it stable at this scale? What does it cost?
+# :::{exercise}
+# :label: biggan-ex-1
+# Truncation shrinks the latent. Estimate $\mathbb{E}[z_i^2]$ of a latent entry truncated at each threshold of the
+# sweep (draw 100,000 entries with `biggan.truncated_normal`). At which threshold does the latent keep half its
+# variance?
+# :::
+#
+# :::{exercise}
+# :label: biggan-ex-2
+# Power iteration is an estimate. For the trained `G_stable`, compare `biggan.spectral_norms(G_stable, iters)`
+# with `torch.linalg.svdvals` for iters = 1, 5 and 50. Which layers need the most iterations, and why?
+# :::
+#
+# :::{exercise}
+# :label: biggan-ex-3
+# Did the regulariser do its job? Compare `biggan.orthogonal_penalty_total` of `G_stable` and `G_ortho`
+# (with beta = 1, so the numbers are readable).
+# :::
+#
+# :::{exercise}
+# :label: biggan-ex-4
+# BigGAN's own setting was R1 *only* at gamma = 10. Train that variant (`{"penalty": "r1", "gamma": 10.0}`)
+# and put it beside the R1 + R2 sweep. Is it stable at this scale? What does it cost?
+# :::
 
-# %% tags=["hide-cell"]
-# Solution to 1: Var of N(0, 1) truncated to [-t, t] is 1 - 2 t phi(t) / (2 Phi(t) - 1): about 0.29 at t = 1,
-# 0.50 at t = 1.4 (so "half the variance" sits between the sweep's 1.0 and 1.5).
+# %% [markdown]
+# :::{solution-start} biggan-ex-1
+# :class: dropdown
+# :::
+# The variance of $N(0, 1)$ truncated to $[-t, t]$ is $1 - 2t\varphi(t) / (2\Phi(t) - 1)$: about $0.29$ at $t = 1$
+# and $0.50$ at $t = 1.4$, so "half the variance" sits between the sweep's 1.0 and 1.5. The cell estimates it:
+
+# %%
 for t in settings["thresholds"]:
     z = biggan.truncated_normal((100_000,), t, generator=torch.Generator().manual_seed(0))
     print(f"threshold {t:g}: E[z^2] = {z.square().mean():.3f}")
 
-# %% tags=["hide-cell"]
-# Solution to 2: the error shrinks like (sigma_1 / sigma_0)^(2 iters), so layers whose top two singular values are
-# close converge slowest: here mostly the grouped 3x3 convs, still near their random initialisation.
+# %% [markdown]
+# :::{solution-end}
+# :::
+
+# %% [markdown]
+# :::{solution-start} biggan-ex-2
+# :class: dropdown
+# :::
+# The error shrinks like $(\sigma_1 / \sigma_0)^{2k}$ after $k$ iterations, so layers whose top two singular
+# values are close converge slowest: here mostly the grouped 3x3 convolutions, still near their random
+# initialisation.
+
+# %%
 exact = {n: torch.linalg.svdvals(biggan.as_matrix(p.detach()))[0].item() for n, p in biggan.matrix_weights(G_stable)}
 for iters in (1, 5, 50):
     est = biggan.spectral_norms(G_stable.cpu(), iters)
     worst = max(exact, key=lambda n: abs(est[n] - exact[n]) / exact[n])
     print(f"{iters:>2} iterations: worst relative error {abs(est[worst] - exact[worst]) / exact[worst]:.2e} ({worst})")
 
-# %% tags=["hide-cell"]
-# Solution to 3: beta = 1 makes the penalty the plain sum of squared off-diagonal Gram entries.
+# %% [markdown]
+# :::{solution-end}
+# :::
+
+# %% [markdown]
+# :::{solution-start} biggan-ex-3
+# :class: dropdown
+# :::
+# $\beta = 1$ makes the penalty the plain sum of squared off-diagonal Gram entries:
+
+# %%
 for name, G in (("without", G_stable), ("with ortho", G_ortho)):
     print(f"{name}: sum ||W W^T (.) (1 - I)||_F^2 = {biggan.orthogonal_penalty_total(G.cpu(), 1.0).item():.4g}")
 
-# %% tags=["hide-cell"]
-# Solution to 4 (one more run of the profile's length; stability and quality read as in section 4).
+# %% [markdown]
+# :::{solution-end}
+# :::
+
+# %% [markdown]
+# :::{solution-start} biggan-ex-4
+# :class: dropdown
+# :::
+# One more run of the profile's length, beside the R1 + R2 sweep; read stability and quality as in section 4.
+
+# %%
 biggan_r1 = {"R1 only, gamma 10 (BigGAN)": {"penalty": "r1", "gamma": 10.0}}
 bigg_runs, _ = experiments.run_variants(base, biggan_r1, seeds=[seed], num_samples=settings["num_samples"],
                                         eval_options=settings["eval"])
-pd.DataFrame(biggan_study.gamma_sweep_rows(bigg_runs + gamma_runs)).set_index("label")[
-    ["gamma", "status", "fd_digits", "precision_digits", "recall_digits", "late_max_grad_norm_fake"]]
+tables.show(biggan_study.gamma_sweep_rows(bigg_runs + gamma_runs),
+            columns=["label", "gamma", "status", "fd_digits", "precision_digits", "recall_digits",
+                     "late_max_grad_norm_fake"])
+
+# %% [markdown]
+# :::{solution-end}
+# :::

@@ -25,6 +25,31 @@ def smoke_book(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def smoke_html(smoke_book, tmp_path_factory) -> Path:
+    """Jupyter Book renders the smoke chapters as ci/build_book.sh does (the generated reproduce page included,
+    nothing executed by Jupyter Book); returns the _build/html folder."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("book_root")
+    (root / "book").mkdir()
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(REPO / name, root / name)
+    shutil.copy(REPO / "book" / "intro.md", root / "book" / "intro.md")
+    shutil.copytree(REPO / "book" / "_static", root / "book" / "_static")
+    for page in smoke_book.glob("*/*.ipynb"):
+        (root / "book" / "executed" / page.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(page, root / "book" / "executed" / page.parent.name / page.name)
+    proc = subprocess.run([sys.executable, str(REPO / "ci" / "reproduce_page.py"), "--executed", str(smoke_book),
+                           "--out", str(root / "book" / "reproduce.md")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = subprocess.run([sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build",
+                           str(root), "--builder", "html"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.fail(f"Jupyter Book failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return root / "_build" / "html"
+
+
 def chapter_metrics(out: Path, chapter: str) -> dict:
     """The `metrics` dict a chapter wrote (its provenance is checked to name the smoke profile)."""
     import json

@@ -146,7 +146,8 @@ def test_fir_upsampling_is_bilinear_away_from_the_border():
 
 
 def test_odd_fir_filter_interpolates_between_kept_pixels():
-    # [1, 2, 1] (the official R3GAN code's default): even positions keep the input, odd ones average neighbours
+    # An odd filter such as [1, 2, 1] used as is (the official code convolves its declared [1, 2, 1] with [1, 1],
+    # i.e. resamples with [1, 3, 3, 1] like our default): even positions keep the input, odd ones average neighbours
     k = fir_kernel((1, 2, 1))
     x = torch.randn(2, 3, 8, 8)
     up = upsample_2x(x, k)

@@ -177,10 +177,10 @@ def show_runs(records: list[dict[str, Any]], grids: dict[str, Tensor | None], pr
     import matplotlib.pyplot as plt
     from IPython.display import display
 
-    from . import plotting
+    from . import plotting, tables
 
     count_runs(provenance, records)
-    display(summary_table(records, ROADMAP_COLUMNS))
+    display(tables.show(summary_table(records, ROADMAP_COLUMNS)))
     if grids:
         plotting.plot_sample_grids(grids, provenance)
         plt.show()
@@ -238,7 +238,8 @@ def export_generators(records: list[dict[str, Any]], runs_dir: str | Path | None
 
 
 def recipe_table(configs: str, preset: str):
-    """The training recipes of `configs` (e.g. "BC") at `preset`, one row each, as a DataFrame."""
+    """The training recipes of `configs` (e.g. "BC") at `preset`, one row each, as a DataFrame (chapters show it
+    with `tables.show(..., transpose=True)`: one column per config)."""
     import pandas as pd
 
     from ..training.recipes import describe_recipes

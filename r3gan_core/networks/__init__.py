@@ -108,8 +108,8 @@ def build(config: str, preset: str, conditional: bool = False, **overrides: Any)
     Overrides (keyword) replace preset values: resolution, channels, num_classes, z_dim, widths (G order,
     one per stage 4x4 .. resolution) for every config; blocks_per_stage, expansion, channels_per_group,
     output_skips (G's per-stage to-image sums; D's 10.17 variant), g_embed_dim, d_embed_dim for D/E;
-    fir_taps for B-E (default [1,3,3,1]; the official R3GAN code's default is [1,2,1]); channel_base,
-    channel_max for A/B/C; w_dim, mapping_layers, mapping_lr_multiplier, mbstd_group_size for A. Bad names or values raise
+    fir_taps for B-E (default [1,3,3,1], as the paper and the official code: its declared [1,2,1] convolved with
+    [1,1]); channel_base, channel_max for A/B/C; w_dim, mapping_layers, mapping_lr_multiplier, mbstd_group_size for A. Bad names or values raise
     ValueError naming the valid choices. Build on the meta device (`with torch.device("meta"):`) to count
     parameters of large presets without allocating them.
     """

@@ -9,9 +9,9 @@ Config D: dense 3x3 in a 1-3-1 bottleneck block. Config E: the 3x3 is grouped (1
 the block is an inverted bottleneck (1x1 widens C -> 2C, 1x1 narrows back). No normalisation anywhere;
 biases live in the activations; fix-up initialisation with the last conv of every block at zero.
 
-Resampling uses the [1,3,3,1] FIR filter, as the paper describes it ("bilinear, as StyleGAN"). The official
-code's networks default to a [1,2,1] filter, which its training script does not override; pass
-`fir_taps=(1, 2, 1)` to `build` to match the code instead (parameter counts are the same).
+Resampling uses the [1,3,3,1] FIR filter, as the paper describes it ("bilinear, as StyleGAN") and as the official
+code computes it: its networks declare [1,2,1], but its resampler convolves that kernel with [1,1] before use, and
+[1,2,1] * [1,1] = [1,3,3,1]. Other taps (e.g. `fir_taps=(1, 2, 1)` used as is) are an experiment away from both.
 """
 
 from __future__ import annotations

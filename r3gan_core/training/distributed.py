@@ -7,7 +7,8 @@ Design (the trainer relies on each point):
   DistributedDataParallel wrapper: R1/R2 take a gradient of D's output with respect to its input and then
   backpropagate through it (a double backward), and D runs several forwards (reals, fakes) before one
   backward; DDP's bucketed hooks assume one forward per backward. One flat all-reduce per phase is simple,
-  exact and the same on CPU (gloo) and GPU (nccl). StyleGAN2-ADA does the same.
+  exact and the same on CPU (gloo) and GPU (nccl). StyleGAN3, EDM and the official R3GAN code do the same
+  (StyleGAN2-ADA wraps G and D in DDP instead).
 * Every loss is a mean over the local batch and every rank holds the same number of samples, so the average
   of the ranks' gradients is the gradient of the mean over the global batch.
 * `is_main` gates every side effect (files, progress bar, printing).

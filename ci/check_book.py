@@ -1,0 +1,206 @@
+#!/usr/bin/env python
+"""Open every page of the built book in headless Chromium, as a reader with no network would.
+
+    python ci/check_book.py [--html _build/html] [--shots _build/screenshots] [--width 1400]
+
+The pages are served from 127.0.0.1; every request to another host is blocked and reported. A page fails when
+
+* it asks another host for anything (a script, a stylesheet, a font, an image: the book must work offline),
+* it raises a JavaScript error (an uncaught exception or a console error),
+* it has math in its source (elements of class `math`) that MathJax did not typeset, or that it typeset as an
+  error (`mjx-merror`),
+* an image does not load, or a table is wider than the text column (cut off or hidden behind a scroll bar at a
+  `--width` pixel window).
+
+A full-page screenshot of each page is saved under --shots. Chromium is Debian's `chromium` package
+(`apt-get install -y chromium`), driven by Playwright with that executable (Playwright downloads no browser of
+its own here). When no Chromium is found the check says so and exits 0 (skipped); --require makes that a failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import os
+import re
+import shutil
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+
+REPO = Path(__file__).resolve().parent.parent
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+SKIPPED = ("_static", "_sources", "_images", "_downloads")
+
+# Runs in the page after load: what the reader sees of math, images and tables.
+INSPECT_JS = """
+() => {
+  const mathEls = [...document.querySelectorAll('.math')];
+  const untypeset = mathEls.filter(el => !el.querySelector('mjx-container') && !el.closest('mjx-container'));
+  const errors = [...document.querySelectorAll('mjx-merror')].map(e => e.textContent.slice(0, 80));
+  const broken = [...document.querySelectorAll('img')].filter(i => i.complete && i.naturalWidth === 0)
+      .map(i => i.getAttribute('src'));
+  const article = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
+  const box = article.getBoundingClientRect(), style = getComputedStyle(article);
+  const column = {width: box.width - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight)};
+  const wide = [];
+  for (const t of article.querySelectorAll('table')) {
+    if (t.closest('details:not([open])') || t.closest('.toggle-hidden') || t.offsetParent === null) continue;
+    const r = t.getBoundingClientRect();
+    if (r.width > column.width + 1) {
+      const head = [...t.querySelectorAll('th')].slice(0, 4).map(th => th.textContent.trim()).join(' | ');
+      wide.push(`${Math.round(r.width)}px table in a ${Math.round(column.width)}px column (${head.slice(0, 90)})`);
+    }
+  }
+  return {math: mathEls.length, typeset: document.querySelectorAll('mjx-container').length,
+          untypeset: untypeset.map(el => el.textContent.slice(0, 60)), mathErrors: errors,
+          brokenImages: broken, wideTables: wide, hasMathJax: !!window.MathJax};
+}
+"""
+
+
+def find_browser() -> str | None:
+    """Chromium's executable: $CHROMIUM, else the first of BROWSERS on PATH, else None."""
+    if os.environ.get("CHROMIUM"):
+        return os.environ["CHROMIUM"]
+    return next((path for path in map(shutil.which, BROWSERS) if path), None)
+
+
+def pages(html: Path) -> list[Path]:
+    """Every built page (the book's chapters, the intro, the reproduce page, search and index), sorted."""
+    return sorted(p for p in html.rglob("*.html") if not set(p.relative_to(html).parts) & set(SKIPPED))
+
+
+def redirect_target(page: Path) -> str | None:
+    """The URL of a page that only redirects (<meta http-equiv="refresh" content="0; url=...">), else None."""
+    found = re.search(r'<meta\s+http-equiv="refresh"\s+content="\d+;\s*url=([^"]+)"', page.read_text(errors="replace"),
+                      re.IGNORECASE)
+    return found.group(1).split("#")[0] if found else None
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # noqa: D102 - silence the per-request log
+        pass
+
+
+def serve(root: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
+    """Serve `root` on 127.0.0.1 (a free port) in a daemon thread; return the server and its base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def shot_name(page: Path, html: Path) -> str:
+    return "__".join(page.relative_to(html).with_suffix(".png").parts)
+
+
+def check_page(context, url: str, base: str, shot: Path, mathjax_timeout_ms: int) -> list[str]:
+    """Load one page; return what a reader would trip on (empty when the page is fine)."""
+    problems: list[str] = []
+    page = context.new_page()
+    local = urlsplit(base).netloc
+
+    def route(r) -> None:
+        target = urlsplit(r.request.url)
+        if target.scheme in ("http", "https", "ws", "wss") and target.netloc != local:
+            problems.append(f"request to another host: {r.request.url}")
+            r.abort()
+        else:
+            r.continue_()
+
+    page.route("**/*", route)
+    page.on("pageerror", lambda err: problems.append(f"JavaScript error: {err}"))
+    page.on("console", lambda msg: msg.type == "error" and problems.append(f"console error: {msg.text[:200]}"))
+    page.on("requestfailed", lambda req: urlsplit(req.url).netloc == local
+            and problems.append(f"failed to load {req.url}: {req.failure}"))
+    page.on("response", lambda resp: resp.status >= 400 and problems.append(f"HTTP {resp.status} for {resp.url}"))
+    page.goto(url, wait_until="load")
+    has_math = page.evaluate("() => document.querySelectorAll('.math').length") > 0
+    if has_math:
+        try:
+            page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+                                   timeout=mathjax_timeout_ms)
+            page.evaluate("() => MathJax.startup.promise")
+        except Exception as err:  # noqa: BLE001 - a timeout is the finding, whatever its class
+            problems.append(f"MathJax did not start within {mathjax_timeout_ms / 1000:.0f}s: {str(err)[:120]}")
+    page.wait_for_load_state("networkidle")
+    seen = page.evaluate(INSPECT_JS)
+    if has_math and seen["typeset"] == 0:
+        problems.append(f"no typeset math, though the page has {seen['math']} math elements (raw LaTeX shows)")
+    elif seen["untypeset"]:
+        problems.append(f"{len(seen['untypeset'])} math element(s) left as raw LaTeX, e.g. {seen['untypeset'][0]!r}")
+    problems += [f"MathJax error: {e}" for e in seen["mathErrors"]]
+    problems += [f"broken image: {src}" for src in seen["brokenImages"]]
+    problems += [f"table wider than the text column: {w}" for w in seen["wideTables"]]
+    # A window as tall as the page, so that the sticky sidebars lay out as they would for a reader (a plain
+    # full-page capture stretches a 900-pixel window and crops them). Chromium caps a capture at 16,384 pixels.
+    height = page.evaluate("() => document.documentElement.scrollHeight")
+    page.set_viewport_size({"width": page.viewport_size["width"], "height": min(max(height, 900), 16_000)})
+    page.wait_for_timeout(200)
+    page.screenshot(path=str(shot), full_page=True)
+    page.close()
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--html", type=Path, default=REPO / "_build" / "html", help="the built book")
+    parser.add_argument("--shots", type=Path, default=REPO / "_build" / "screenshots", help="screenshot folder")
+    parser.add_argument("--width", type=int, default=1400, help="window width in pixels")
+    parser.add_argument("--only", nargs="+", default=None, metavar="SUBSTRING",
+                        help="check only pages whose path contains one of these")
+    parser.add_argument("--mathjax-timeout", type=float, default=30.0, help="seconds to wait for MathJax per page")
+    parser.add_argument("--require", action="store_true", help="fail (not skip) when no Chromium is installed")
+    args = parser.parse_args(argv)
+
+    browser_path = find_browser()
+    verdict = "FAILED" if args.require else "SKIPPED"
+    if browser_path is None:
+        print(f"[check_book] {verdict}: no Chromium found (install Debian's: apt-get install -y chromium; or set "
+              "CHROMIUM=/path/to/chrome)", flush=True)
+        return 1 if args.require else 0
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        print(f"[check_book] {verdict}: the playwright package is missing (pip install -e '.[book]')", flush=True)
+        return 1 if args.require else 0
+    if not (args.html / "index.html").is_file():
+        print(f"[check_book] no built book at {args.html}: run `bash ci/build_book.sh` first", file=sys.stderr)
+        return 2
+
+    targets = pages(args.html)
+    if args.only:
+        targets = [p for p in targets if any(s in str(p.relative_to(args.html)) for s in args.only)]
+    args.shots.mkdir(parents=True, exist_ok=True)
+    server, base = serve(args.html)
+    failed = 0
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=browser_path, args=["--no-sandbox", "--disable-gpu"])
+            context = browser.new_context(viewport={"width": args.width, "height": 900}, service_workers="block")
+            for path in targets:
+                rel = path.relative_to(args.html).as_posix()
+                target = redirect_target(path)
+                if target is not None:  # index.html: a meta refresh to the first page, checked on its own
+                    ok = (path.parent / target).is_file()
+                    failed += not ok
+                    print(f"[check_book] {'ok  ' if ok else 'FAIL'} {rel}  (redirects to {target}"
+                          f"{'' if ok else ', which is missing'})", flush=True)
+                    continue
+                shot = args.shots / shot_name(path, args.html)
+                problems = check_page(context, f"{base}/{rel}", base, shot, int(args.mathjax_timeout * 1000))
+                failed += bool(problems)
+                print(f"[check_book] {'FAIL' if problems else 'ok  '} {rel}  (screenshot {shot.name})", flush=True)
+                for problem in dict.fromkeys(problems):  # once each, in order
+                    print(f"             - {problem}", flush=True)
+            browser.close()
+    finally:
+        server.shutdown()
+    print(f"[check_book] {len(targets) - failed} of {len(targets)} pages fine; screenshots in {args.shots}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
