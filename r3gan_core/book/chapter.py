@@ -24,7 +24,7 @@ ROADMAP_COLUMNS = ("fd_digits", "modes", "reverse_kl", "modes_confident", "preci
                    "images_per_second")
 
 
-RESULTS = Path(__file__).resolve().parent.parent / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "results"  # r3gan_core/book/chapter.py -> the repository
 TRAINED_PROFILES = ("cpu", "gpu")  # profiles whose runs are published under results/<chapter>/<profile>/
 # Settings that do not change what a run computes (how it is scheduled on the machine): ignored by the stale check.
 SCHEDULING_KEYS = ("threads", "workers")
