@@ -45,11 +45,17 @@ def sample_images(G: nn.Module, z: Tensor, c: Tensor | None, device, chunk: int 
 
 def generate_images(G: nn.Module, n: int, seed: int = 0, truncation: float | None = None,
                     labels: Tensor | None = None, device: str | torch.device = "cpu") -> Tensor:
-    """n images from G on the CPU in [-1, 1]; conditional G draws uniform labels unless `labels` are given."""
+    """n images from G on the CPU in [-1, 1]; conditional G draws uniform labels unless `labels` are given.
+
+    In-network randomness (config A's noise inputs) is drawn from the global generator seeded with `seed` too, so
+    the same (G, n, seed) gives the same images; the caller's global random state is left as it was.
+    """
     z = sample_latents(G.z_dim, n, seed, truncation)
     if labels is None and getattr(G, "num_classes", 0):
         labels = torch.randint(G.num_classes, (n,), generator=torch.Generator().manual_seed(seed + 1))
-    return sample_images(G, z, labels, device)
+    with torch.random.fork_rng(devices=[device] if torch.device(device).type == "cuda" else []):
+        torch.manual_seed(seed)
+        return sample_images(G, z, labels, device)
 
 
 def image_grid(images: Tensor | np.ndarray, nrow: int | None = None, pad: int = 1) -> np.ndarray:

@@ -113,3 +113,13 @@ def test_classifier_fit_verdict_passes_real_stacked_digits_and_fails_one_repeate
     assert fit and sentence.startswith("FIT")
     fit, sentence = comparisons.classifier_fit_verdict(real[:1].repeat(500, 1, 1, 1))
     assert not fit and sentence.startswith("NOT FIT: the real data itself scores 1 / 1000 modes")
+
+
+def test_roadmap_verdicts_say_when_the_data_go_the_other_way():
+    runs = [_record(f"Config {c}", fd=fd, seed=s) for c, fds in
+            {"A": (400, 380, 390), "B": (150, 160, 170), "C": (100, 110, 105), "D": (120, 121, 119),
+             "E": (115, 112, 118)}.items() for s, fd in enumerate(fds)]
+    lines = comparisons.roadmap_verdicts(runs)
+    assert any(v.startswith("REPRODUCED: Config E beats Config A") for v in lines)
+    assert any(v.startswith("THE OPPOSITE at this scale: stripping StyleGAN2") and "every seed ordered" in v
+               for v in lines)

@@ -19,6 +19,12 @@ from r3gan_core.book.profiles import CHAPTERS, chapter_profiles, chapter_setting
 # convolutions differently, which can move a borderline sample to another class.
 MODES_TOLERANCE = 3  # modes out of 1000
 RELATIVE_TOLERANCE = 1e-3  # FD-digits, reverse KL, precision / recall, KID
+# A generator with in-network noise (config A's noise inputs) drew its noise from the trainer process's global
+# random state when its results were stored (before sampling.generate_images seeded it), so its samples are
+# re-drawn, not replayed: three re-draws of config A moved modes by up to 6 and the other metrics by up to 1.3%
+# relative. Its tolerance is about twice that, stated here.
+STOCHASTIC_MODES_TOLERANCE = 15
+STOCHASTIC_RELATIVE_TOLERANCE = 0.03
 HEADLINE = ("modes", "modes_confident", "reverse_kl", "reverse_kl_confident", "fd_digits", "kid_digits",
             "precision_digits", "recall_digits")
 
@@ -61,6 +67,19 @@ def test_stored_results_match_the_profiles_table(name, profile, record):
             assert (chapter.results_dir(name, profile) / "generators" / f"{run['run']}.pt").is_file()
 
 
+def _has_noise_inputs(G) -> bool:
+    """Whether G's output depends on the global random state (two draws of the same latents differ)."""
+    import torch
+
+    z = torch.randn(4, G.z_dim, generator=torch.Generator().manual_seed(0))
+    c = torch.arange(4) % G.num_classes if G.num_classes else None
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(1)
+        a = G(z, c)
+        torch.manual_seed(2)
+        return not torch.equal(a, G(z, c))
+
+
 @pytest.mark.parametrize("name, profile, run", RUNS)
 def test_stored_numbers_rederive_from_stored_generators(name, profile, run):
     from r3gan_core.data import load_dataset
@@ -76,12 +95,15 @@ def test_stored_numbers_rederive_from_stored_generators(name, profile, run):
                              **(s.get("eval") or {}))
     final = run["evaluations"][-1]
     assert final["images_seen"] == run["images_seen"]
+    stochastic = _has_noise_inputs(G)
+    modes_tol = STOCHASTIC_MODES_TOLERANCE if stochastic else MODES_TOLERANCE
+    rel_tol = STOCHASTIC_RELATIVE_TOLERANCE if stochastic else RELATIVE_TOLERANCE
     for key in HEADLINE:
         stored, again = final[key], scores[key]
         if key.startswith("modes"):
-            assert abs(again - stored) <= MODES_TOLERANCE, f"{key}: stored {stored}, re-derived {again}"
+            assert abs(again - stored) <= modes_tol, f"{key}: stored {stored}, re-derived {again}"
         else:
-            assert math.isclose(again, stored, rel_tol=RELATIVE_TOLERANCE, abs_tol=1e-6), \
+            assert math.isclose(again, stored, rel_tol=rel_tol, abs_tol=1e-6), \
                 f"{key}: stored {stored}, re-derived {again}"
         if key in run:  # the summary the tables show is the final evaluation
             assert run[key] == stored

@@ -181,7 +181,9 @@ def roadmap_verdicts(records: list[dict[str, Any]]) -> list[str]:
                                                 ("A", "B", "stripping StyleGAN2 (A -> B) hurts", "B 12.46 vs A 7.516")):
         if better in have and worse in have:
             ok, how = separated(per_seed[better], per_seed[worse], higher_is_better=False)
-            word = "REPRODUCED" if ok else "NOT SEPARATED at this scale"
+            opposite, opposite_how = separated(per_seed[worse], per_seed[better], higher_is_better=False)
+            word = "REPRODUCED" if ok else ("THE OPPOSITE at this scale" if opposite else "NOT SEPARATED at this scale")
+            how = how if ok or not opposite else f"the other way round: {opposite_how}"
             out.append(f"{word}: {claim}: FD-digits {better} {mean_sd(per_seed[better])} vs {worse} "
                        f"{mean_sd(per_seed[worse])} ({how}; the paper: {paper_numbers}).")
     return out
