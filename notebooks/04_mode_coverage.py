@@ -83,10 +83,11 @@ print(f"{len(runs)} runs, {images_per_run:,} real images each, seeds {settings['
 # ## The table, ours beside the paper's
 
 # %%
-table = experiments.summary_table(runs, ("modes", "reverse_kl", "modes_confident", "fd_digits", "images_per_second"))
+table = experiments.summary_table(runs, ("modes", "reverse_kl", "modes_confident", "fd_digits"))
 table["paper modes"] = [paper.TABLE1_MODE_COVERAGE[label]["modes"] or "fail" for label in table.index]
 table["paper KL"] = [paper.TABLE1_MODE_COVERAGE[label]["reverse_kl"] or "fail" for label in table.index]
-tables.show(table, rename={"label": "loss + penalty"})
+tables.show(table, rename={"label": "loss", "failed": "diverged / seeds"},
+            columns=["label", "failed", "modes", "reverse_kl", "modes_confident", "fd_digits", "paper modes", "paper KL"])
 
 # %% [markdown]
 # ## D's gradients on reals and on fakes

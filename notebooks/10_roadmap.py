@@ -56,8 +56,7 @@ tables.show(parameter_table(), digits=5)
 # ## Ours beside the paper's
 
 # %%
-shown = ["config", "change", "paper FID (FFHQ-256)",
-         "ours fd_digits", "ours modes", "ours recall_digits", "ours failed"]
+shown = ["config", "change", "paper FID (FFHQ-256)", "ours fd_digits", "ours modes", "ours failed"]
 tables.show(comparisons.roadmap_table(runs), columns=shown)
 
 # %% [markdown]

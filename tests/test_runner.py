@@ -124,3 +124,10 @@ def test_stalled_chapter_is_killed_retried_and_reported(tmp_path, monkeypatch, c
     with pytest.raises(RuntimeError, match="the 8s chapter limit, twice"):
         runner.run_chapter("dirac_gan", "smoke", tmp_path / "out", cell_timeout=300, chapter_timeout=8)
     assert capsys.readouterr().err.count("no result after 8s") == 2
+
+
+def test_chapter_limits_keep_a_stalled_kernel_cheap():
+    runner = _runner()
+    assert runner.chapter_limit("mode_coverage", "cpu") == runner.CHAPTER_TIMEOUT["cpu"]
+    assert runner.chapter_limit("dirac_gan", "cpu") == 900 and runner.chapter_limit("roadmap", "cpu") == 900
+    assert runner.chapter_limit("dirac_gan", "smoke") == runner.CHAPTER_TIMEOUT["smoke"]

@@ -180,7 +180,8 @@ def show_runs(records: list[dict[str, Any]], grids: dict[str, Tensor | None], pr
     from . import plotting, tables
 
     count_runs(provenance, records)
-    display(tables.show(summary_table(records, ROADMAP_COLUMNS)))
+    shown = ("label", "failed", "mean over", "fd_digits", "modes", "reverse_kl", "recall_digits")
+    display(tables.show(summary_table(records, ROADMAP_COLUMNS), columns=shown))
     if grids:
         plotting.plot_sample_grids(grids, provenance)
         plt.show()
