@@ -81,8 +81,8 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 def tidy_for_book(notebook: Path) -> None:
     """Ready an executed notebook for the static book, in place.
 
-    * papermill's injected-parameters cell gets the `remove-cell` tag (the chapter's own parameters cell carries
-      it in the source), so a page does not show `profile = "smoke"` and then `profile = "cpu"`;
+    * the chapter's `parameters` cell and papermill's `injected-parameters` cell get the `remove-cell` tag, so a
+      page does not show `profile = "smoke"` and then `profile = "cpu"` (sources keep the plain papermill tag);
     * widget outputs (progress bars frozen at 0%, sliders) and the notebook's widget state are dropped: without a
       kernel they do nothing, and rendering them would make every page load require.js and the ipywidgets embed
       manager from a CDN. The figures an interactive cell draws are drawn statically beside it.
@@ -92,7 +92,7 @@ def tidy_for_book(notebook: Path) -> None:
     nb = nbformat.read(notebook, as_version=4)
     for cell in nb.cells:
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
-        if "injected-parameters" in tags and "remove-cell" not in tags:
+        if {"parameters", "injected-parameters"} & set(tags) and "remove-cell" not in tags:
             tags.append("remove-cell")
         if cell.get("outputs"):
             cell["outputs"] = [o for o in cell["outputs"] if WIDGET_VIEW not in o.get("data", {})]

@@ -28,7 +28,7 @@
 # (`r3gan_core/dirac.py`), checks it against the closed forms, and shows it.
 # Everything runs on a CPU in seconds, so the book shows the `cpu` profile.
 
-# %% tags=["parameters", "remove-cell"]
+# %% tags=["parameters"]
 profile = "smoke"      # smoke (CI, seconds) | cpu (what the book shows; a CPU is enough for this chapter)
 metrics_path = None    # set by ci/run_chapters.py: where this chapter's headline numbers go
 artifacts_dir = None   # set by ci/run_chapters.py: a folder for small stored results (json, png)

@@ -39,7 +39,7 @@
 # Library: `r3gan_core/toy.py` (mixtures, MLPs, trainer, metrics, figures). The whole chapter runs on a CPU,
 # so the book shows the `cpu` profile.
 
-# %% tags=["parameters", "remove-cell"]
+# %% tags=["parameters"]
 profile = "smoke"      # smoke (CI, seconds) | cpu (what the book shows; a CPU is enough for this chapter)
 metrics_path = None    # set by ci/run_chapters.py: where this chapter's headline numbers go
 artifacts_dir = None   # set by ci/run_chapters.py: a folder for small stored results (json, png)

@@ -30,7 +30,7 @@
 # FFHQ-256 networks are built on PyTorch's `meta` device, which allocates no memory), so the book shows
 # the `cpu` profile; its numbers are exact counts, not training results.
 
-# %% tags=["parameters", "remove-cell"]
+# %% tags=["parameters"]
 profile = "smoke"      # smoke (CI, seconds) | cpu (what the book shows; a CPU is enough for this chapter)
 metrics_path = None    # set by ci/run_chapters.py: where this chapter's headline numbers go
 artifacts_dir = None   # set by ci/run_chapters.py: a folder for small stored results (json, png)

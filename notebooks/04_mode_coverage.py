@@ -38,7 +38,7 @@
 # feature space (**FD-digits**, not comparable with Inception FIDs), and a second, noise-robust mode count
 # that keeps only confidently classified samples.
 
-# %% tags=["parameters", "remove-cell"]
+# %% tags=["parameters"]
 profile = "smoke"      # smoke (CI, seconds) | cpu (the findings, 2 CPU cores, ~1 h) | gpu (one GPU) | paper (documented)
 retrain = False        # cpu/gpu: True trains again even when results/mode_coverage/<profile>/ holds stored runs
 metrics_path = None    # set by ci/run_chapters.py

@@ -27,7 +27,7 @@
 # R3GAN's point is that most of these exist to patch an ill-behaved loss. This chapter trains Config A on stacked
 # digits so that the next chapters can take the tricks away one at a time and watch what happens.
 
-# %% tags=["parameters", "remove-cell"]
+# %% tags=["parameters"]
 profile = "smoke"      # smoke (CI, seconds) | cpu (the findings, 2 CPU cores) | gpu (one GPU) | paper (FFHQ-256, documented)
 retrain = False        # cpu/gpu: True trains again even when results/<chapter>/<profile>/ holds stored runs
 metrics_path = None    # set by ci/run_chapters.py

@@ -23,7 +23,7 @@
 # the classic non-saturating loss and R1. The authors also note that breaking three rules makes this network
 # fail outright: an ill-behaved loss, a large learning rate with momentum, or normalisation layers.
 
-# %% tags=["parameters", "remove-cell"]
+# %% tags=["parameters"]
 profile = "smoke"      # smoke (CI, seconds) | cpu (the findings, 2 CPU cores) | gpu (one GPU) | paper (FFHQ-256, documented)
 retrain = False        # cpu/gpu: True trains again even when results/<chapter>/<profile>/ holds stored runs
 metrics_path = None    # set by ci/run_chapters.py

@@ -24,7 +24,7 @@
 # RpGAN + R1 + R2 is locally convergent (Proposition II), and R2 keeps D's gradient on fakes in check. With a
 # well-behaved loss, the next two configs can modernise the network without new tricks.
 
-# %% tags=["parameters", "remove-cell"]
+# %% tags=["parameters"]
 profile = "smoke"      # smoke (CI, seconds) | cpu (the findings, 2 CPU cores) | gpu (one GPU) | paper (FFHQ-256, documented)
 retrain = False        # cpu/gpu: True trains again even when results/<chapter>/<profile>/ holds stored runs
 metrics_path = None    # set by ci/run_chapters.py

@@ -30,7 +30,7 @@
 #
 # The paper's FID falls from 11.65 to 9.95 (10.17 while the output skips are kept; D removes them).
 
-# %% tags=["parameters", "remove-cell"]
+# %% tags=["parameters"]
 profile = "smoke"      # smoke (CI, seconds) | cpu (the findings, 2 CPU cores) | gpu (one GPU) | paper (FFHQ-256, documented)
 retrain = False        # cpu/gpu: True trains again even when results/<chapter>/<profile>/ holds stored runs
 metrics_path = None    # set by ci/run_chapters.py

@@ -26,7 +26,7 @@
 # In `r3gan_core` Configs D and E share one `ResidualBlock`: the two changes are two numbers of `ResNetConfig`,
 # `channels_per_group` and `expansion`.
 
-# %% tags=["parameters", "remove-cell"]
+# %% tags=["parameters"]
 profile = "smoke"      # smoke (CI, seconds) | cpu (the findings, 2 CPU cores) | gpu (one GPU) | paper (FFHQ-256, documented)
 retrain = False        # cpu/gpu: True trains again even when results/<chapter>/<profile>/ holds stored runs
 metrics_path = None    # set by ci/run_chapters.py

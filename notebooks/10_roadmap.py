@@ -29,7 +29,7 @@
 # lays them beside the paper's numbers. Our metric is **FD-digits** on stacked digits, a Frechet distance in a
 # digit classifier's feature space: its values are not comparable with FID, only its *ordering* is.
 
-# %% tags=["parameters", "remove-cell"]
+# %% tags=["parameters"]
 profile = "smoke"      # smoke (CI) | cpu (the findings: the config chapters' stored cpu runs) | gpu | paper
 metrics_path = None    # set by ci/run_chapters.py
 artifacts_dir = None   # set by ci/run_chapters.py

@@ -33,7 +33,7 @@
 # improved precision (fidelity) and recall (diversity) with k = 3 neighbours, and the number of the 1000
 # stacked-digit modes covered. There is no Inception Score here; precision plays its part (fidelity).
 
-# %% tags=["parameters", "remove-cell"]
+# %% tags=["parameters"]
 profile = "smoke"      # smoke (CI, about a minute) | gpu (one GPU, ~10 min: an estimate); no cpu tier yet
 metrics_path = None    # set by ci/run_chapters.py: where this chapter's headline numbers go
 artifacts_dir = None   # set by ci/run_chapters.py: a folder for small stored results (json, png)

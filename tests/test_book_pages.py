@@ -205,7 +205,7 @@ def test_runner_tidies_an_executed_notebook_for_the_book(tmp_path):
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"x": {}}}}
-    params = nbformat.v4.new_code_cell('profile = "smoke"', metadata={"tags": ["parameters", "remove-cell"]})
+    params = nbformat.v4.new_code_cell('profile = "smoke"', metadata={"tags": ["parameters"]})
     injected = nbformat.v4.new_code_cell('profile = "cpu"', metadata={"tags": ["injected-parameters"]})
     training = nbformat.v4.new_code_cell("train()", outputs=[
         nbformat.v4.new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "x"},
@@ -225,7 +225,7 @@ def test_runner_tidies_an_executed_notebook_for_the_book(tmp_path):
 def test_every_chapter_source_hides_its_parameters_and_uses_sphinx_exercise():
     for source in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.py")):
         text = source.read_text()
-        assert '# %% tags=["parameters", "remove-cell"]' in text, source.name
+        assert '# %% tags=["parameters"]' in text, source.name
         assert "# ## Exercises" in text and "# :::{exercise}" in text, source.name
         assert "admonition} Solution" not in text and 'tags=["hide-cell"]' not in text, source.name
         starts, ends = text.count(":::{solution-start}"), text.count(":::{solution-end}")
