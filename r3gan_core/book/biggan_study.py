@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ..data import load_dataset
 from ..sampling import generate_images
-from .experiments import finite_mean, run_record, torch_threads, train_and_evaluate
+from .experiments import base_config, finite_mean, run_record, torch_threads, train_and_evaluate
 from ..metrics import evaluate_images
 from ..training import TrainConfig, copy_config, dataset_spec
 
@@ -33,6 +33,32 @@ EXPLOSION_FACTOR = 2.0  # "blew up": sigma_0 at least doubled over the second ha
 
 
 BIGGAN_R1_IS_COST = 0.45  # BigGAN Sec. 4.1: R1 with gamma = 10 stabilises D but costs about 45% of the IS
+
+
+STABLE = "RpGAN + R1 + R2"  # the recipe: Config E's own (RpGAN, R1 + R2, gamma annealed)
+R1_ONLY = "RpGAN + R1"  # Table 1's failing variant: the run whose spectra should show a collapse
+
+
+def ortho_label(settings: dict[str, Any]) -> str:
+    return f"{STABLE} + ortho {settings['ortho_beta']:g}"
+
+
+def gamma_label(gamma: float) -> str:
+    return f"R1 + R2, gamma {gamma:g}"
+
+
+def study_config(settings: dict[str, Any]) -> TrainConfig:
+    """The one base run of the chapter: Config E at the profile's preset with its own recipe, sigma_0 of every G
+    and D weight every `spectral_every` images, one sample grid at the end."""
+    return base_config("E", settings, spectral_every=settings["spectral_every"],
+                       spectral_iters=settings["spectral_iters"], sample_every=settings["total_images"])
+
+
+def study_variants(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every run of the chapter as {label: overrides of study_config}: the recipe, the recipe + BigGAN's
+    orthogonal regularisation (Eq. 3), R1 alone, and R1 + R2 at each constant gamma of the sweep."""
+    return {STABLE: {}, ortho_label(settings): {"ortho_beta": settings["ortho_beta"]}, R1_ONLY: {"penalty": "r1"},
+            **{gamma_label(g): {"gamma": float(g)} for g in settings["gammas"]}}
 
 
 def threshold_name(threshold: float | None) -> str:

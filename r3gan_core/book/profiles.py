@@ -107,6 +107,13 @@ CHAPTERS: dict[str, dict[str, Any]] = {
                   "num_samples": 1_000, "max_items": 5_000, "eval": SMOKE_EVAL, "threads": 1,
                   "spectral_every": 64, "spectral_iters": 10, "thresholds": [0.25, 0.5, 1.0, 1.5],
                   "ortho_beta": 1e-4, "gammas": [0.1, 1.0, 10.0], "grid_count": 16},
+        # cpu: the findings tier on 2 cores: 6 variants (the recipe, + ortho, R1 only, 3 constant gammas) x 3 seeds
+        # of 64k images (the roadmap's length), two one-thread runs side by side; the truncation sweep re-samples
+        # the stored generators of the recipe and the ortho runs (3 thresholds + none, every seed).
+        "cpu": {"preset": "stacked8", "batch": 64, "total_images": 64_000, "seeds": [0, 1, 2], "evaluations": 2,
+                "num_samples": 10_000, "max_items": 50_000, "eval": {}, "threads": 1, "workers": 2, "blowup": BLOWUP,
+                "spectral_every": 4_000, "spectral_iters": 10, "thresholds": [0.5, 1.0, 1.5],
+                "ortho_beta": 1e-4, "gammas": [0.1, 1.0, 10.0], "grid_count": 16},
         # gpu: one GPU, about 10 minutes: 8 runs of 300k images (2.4 M in all, half the mode-coverage chapter's
         # 12 x 400k) plus 16 run evaluations and 14 truncation points of 10k samples each. An ESTIMATE scaled from
         # that chapter's own estimate, not measured: no GPU run has timed it yet.
