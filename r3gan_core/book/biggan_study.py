@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import math
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,9 @@ from torch import Tensor
 
 from ..data import load_dataset
 from ..sampling import generate_images
-from .experiments import base_config, finite_mean, run_record, torch_threads, train_and_evaluate
+from .experiments import base_config, finite_mean, torch_threads
 from ..metrics import evaluate_images
-from ..training import TrainConfig, copy_config, dataset_spec
+from ..training import TrainConfig, dataset_spec
 
 
 TRUNCATION_COLUMNS = ("fd_digits", "kid_digits", "precision_digits", "recall_digits", "modes", "reverse_kl",
@@ -37,6 +36,7 @@ BIGGAN_R1_IS_COST = 0.45  # BigGAN Sec. 4.1: R1 with gamma = 10 stabilises D but
 
 STABLE = "RpGAN + R1 + R2"  # the recipe: Config E's own (RpGAN, R1 + R2, gamma annealed)
 R1_ONLY = "RpGAN + R1"  # Table 1's failing variant: the run whose spectra should show a collapse
+BIGGAN_R1 = "R1 only, gamma 10 (BigGAN)"  # BigGAN Sec. 4.1's own setting: R1 alone, constant gamma 10
 
 
 def ortho_label(settings: dict[str, Any]) -> str:
@@ -56,9 +56,11 @@ def study_config(settings: dict[str, Any]) -> TrainConfig:
 
 def study_variants(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Every run of the chapter as {label: overrides of study_config}: the recipe, the recipe + BigGAN's
-    orthogonal regularisation (Eq. 3), R1 alone, and R1 + R2 at each constant gamma of the sweep."""
+    orthogonal regularisation (Eq. 3), R1 alone, R1 + R2 at each constant gamma of the sweep, and BigGAN's own
+    R1-only gamma 10."""
     return {STABLE: {}, ortho_label(settings): {"ortho_beta": settings["ortho_beta"]}, R1_ONLY: {"penalty": "r1"},
-            **{gamma_label(g): {"gamma": float(g)} for g in settings["gammas"]}}
+            **{gamma_label(g): {"gamma": float(g)} for g in settings["gammas"]},
+            BIGGAN_R1: {"penalty": "r1", "gamma": 10.0}}
 
 
 def threshold_name(threshold: float | None) -> str:
@@ -66,100 +68,171 @@ def threshold_name(threshold: float | None) -> str:
     return "none" if threshold is None else f"{threshold:g}"
 
 
-def train_keep_generator(cfg: TrainConfig, label: str, evaluations: int = 1, num_samples: int = 5_000,
-                         eval_options: dict[str, Any] | None = None, seed: int = 0
-                         ) -> tuple[dict[str, Any], torch.nn.Module | None, Tensor | None]:
-    """train_and_evaluate, keeping the trained G_ema for sampling afterwards (a truncation sweep).
-
-    Returns (run record, G_ema in eval mode on cfg's device or None if the run diverged, last sample grid).
-    The networks come back through the run's final checkpoint (a temporary folder unless cfg.out_dir is set).
-    """
+def run_generators(runs: list[dict[str, Any]], labels: list[str] | tuple[str, ...], stored: dict[str, Any] | None = None,
+                   runs_dir: str | Path | None = None) -> dict[tuple[str, int], torch.nn.Module]:
+    """{(label, seed): final G_ema} of the finished runs carrying `labels`: the stored generators when the chapter
+    renders stored results (`stored`, results/biggan/<profile>/generators/), else the runs' own checkpoints in
+    runs_dir (on the device the training picked). Diverged runs have no generator to sample."""
     from ..report import pick_device
     from ..training import load_generator
+    from ..training.config import CHECKPOINT_NAME
+    from .chapter import stored_generator
 
-    with tempfile.TemporaryDirectory(prefix="r3gan-keep-") as tmp:
-        run = train_and_evaluate(copy_config(cfg, out_dir=cfg.out_dir or tmp, seed=seed), label=label,
-                                 evaluations=evaluations, num_samples=num_samples, seed=seed, eval_options=eval_options)
-        G = None
-        if run.status == "ok" and run.checkpoint_path is not None:
-            G, _ = load_generator(run.checkpoint_path, device=str(pick_device(cfg.device)))
-    return run_record(run, seed=seed), G, run.samples
+    out = {}
+    for r in runs:
+        if r["label"] not in labels or r["status"] != "ok":
+            continue
+        if stored is not None:
+            G = stored_generator(stored["provenance"]["chapter"], stored["provenance"]["profile"], r)
+        elif runs_dir is not None:
+            G, _ = load_generator(Path(runs_dir) / r["run"] / CHECKPOINT_NAME, device=str(pick_device(None)))
+        else:
+            raise ValueError("run_generators needs the runs' folders (runs_dir) or stored results (stored)")
+        out[(r["label"], r["seed"])] = G
+    return out
+
+
+def truncation_samples(G: torch.nn.Module, threshold: float | None, num_samples: int, seed: int) -> Tensor:
+    """G's samples from latent seed `seed`, truncated at `threshold` (None = untruncated): the one draw that both
+    the sweep's scores and its sample grids use."""
+    if G is None:
+        raise ValueError("truncation needs a trained generator (None: the run diverged, nothing to sample)")
+    return generate_images(G, num_samples, seed=seed, truncation=threshold, device=next(G.parameters()).device)
 
 
 def truncation_sweep(G: torch.nn.Module, cfg: TrainConfig, thresholds: list[float] | tuple[float, ...],
                      num_samples: int, seed: int = 0, eval_options: dict[str, Any] | None = None,
-                     grid_count: int = 16, threads: int | None = None
-                     ) -> tuple[list[dict[str, Any]], dict[str, Tensor]]:
+                     threads: int | None = None) -> list[dict[str, Any]]:
     """Score G's samples with no truncation, then at each threshold (BigGAN Sec. 3.1's truncation trick).
 
-    Every threshold uses the same latent seed, so each latent only has its out-of-range entries redrawn: the
-    grids show the same images pulled towards the mode. Returns one row per threshold (first `threshold` None =
-    no truncation) with the metrics of TRUNCATION_COLUMNS, and {threshold_name: first grid_count images}.
-    cfg names the data; seed, num_samples and eval_options should be the run's, so that the untruncated row
-    repeats the run's own last evaluation.
+    Every threshold uses the same latent seed, so each latent only has its out-of-range entries redrawn. Returns
+    one row per threshold (first `threshold` None = no truncation) with `seed` and the metrics of
+    TRUNCATION_COLUMNS. cfg names the data; seed, num_samples and eval_options should be the run's, so that the
+    untruncated row repeats the run's own last evaluation.
     """
     if G is None:
         raise ValueError("truncation_sweep needs a trained generator (None: the run diverged, nothing to sample)")
     real = load_dataset(dataset_spec(cfg), max_items=cfg.max_items, seed=seed).images  # as train_and_evaluate
-    device = next(G.parameters()).device
     rows: list[dict[str, Any]] = []
-    grids: dict[str, Tensor] = {}
     with torch_threads(threads):
         for t in (None, *sorted(thresholds)):
-            fake = generate_images(G, num_samples, seed=seed, truncation=t, device=device)
+            fake = truncation_samples(G, t, num_samples, seed)
             scores = evaluate_images(real, fake, stacked=real.shape[1] == 3, num_samples=num_samples, seed=seed,
                                      **(eval_options or {}))
-            rows.append({"threshold": t, **{k: scores[k] for k in TRUNCATION_COLUMNS}})
-            grids[threshold_name(t)] = fake[:grid_count]
-    return rows, grids
+            rows.append({"seed": seed, "threshold": t, **{k: scores[k] for k in TRUNCATION_COLUMNS}})
+    return rows
+
+
+def truncation_sweeps(generators: dict[tuple[str, int], torch.nn.Module], cfg: TrainConfig,
+                      settings: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """truncation_sweep of every (label, seed) generator with the chapter's settings: {label: rows of every seed}."""
+    from tqdm.auto import tqdm
+
+    sweeps: dict[str, list[dict[str, Any]]] = {}
+    for (label, seed), G in tqdm(generators.items(), desc="truncation sweeps", leave=False):
+        sweeps.setdefault(label, []).extend(truncation_sweep(
+            G, cfg, settings["thresholds"], settings["num_samples"], seed=seed, eval_options=settings["eval"],
+            threads=settings["threads"]))
+    return sweeps
+
+
+def truncation_grids(generators: dict[tuple[str, int], torch.nn.Module], settings: dict[str, Any], seed: int
+                     ) -> dict[str, dict[str, Tensor]]:
+    """{label: {threshold name: first grid_count samples}} of each label's generator of `seed`: the images the
+    sweep scored (same draw), at every threshold and untruncated."""
+    grids: dict[str, dict[str, Tensor]] = {}
+    for (label, s), G in generators.items():
+        if s == seed:
+            grids[label] = {threshold_name(t): truncation_samples(G, t, settings["num_samples"], seed)[
+                :settings["grid_count"]] for t in (None, *sorted(settings["thresholds"]))}
+    return grids
+
+
+def _per_seed(rows: list[dict[str, Any]]) -> dict[int, dict[float | None, dict[str, Any]]]:
+    """Sweep rows as {seed: {threshold: row}}."""
+    out: dict[int, dict[float | None, dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(r.get("seed", 0), {})[r["threshold"]] = r
+    return out
+
+
+def _threshold_means(rows: list[dict[str, Any]], metric: str) -> dict[float | None, list[float]]:
+    """{threshold: [metric of every seed]} of one model's sweep."""
+    out: dict[float | None, list[float]] = {}
+    for r in rows:
+        out.setdefault(r["threshold"], []).append(float(r[metric]))
+    return out
 
 
 def truncation_verdicts(sweeps: dict[str, list[dict[str, Any]]], plain: str, ortho: str | None = None
                         ) -> list[str]:
-    """What the truncation sweeps showed, computed from their rows (each sweep: the no-truncation row first).
+    """What the truncation sweeps showed, computed from their rows (every seed), by stated rules.
 
-    Trade-off: at the smallest threshold, precision (fidelity) should rise and recall (diversity) fall.
-    Orthogonal regularisation (BigGAN's claim): a G trained with it degrades more gracefully, measured as the
-    mean over thresholds of FD-digits(threshold) / FD-digits(no truncation), lower = more graceful.
+    Trade-off: at the smallest threshold precision (fidelity) should rise and recall (diversity) fall; SEEN when
+    on every seed, PARTLY when on some seeds or one of the two, NOT SEEN otherwise. Orthogonal regularisation
+    (BigGAN's claim): a G trained with it degrades more gracefully, measured per seed as the mean over thresholds
+    of FD-digits(threshold) / FD-digits(untruncated), lower = more graceful, compared by SEPARATION_RULE.
     """
-    out = []
-    degradation: dict[str, float] = {}
+    from .comparisons import SEPARATION_RULE, mean_sd, separated
+
+    out, degradation = [], {}
     for label, rows in sweeps.items():
-        base, strongest = rows[0], min(rows[1:], key=lambda r: r["threshold"])
-        best = min(rows, key=lambda r: r["fd_digits"])
-        dp = strongest["precision_digits"] - base["precision_digits"]
-        dr = strongest["recall_digits"] - base["recall_digits"]
-        word = "SEEN" if dp > 0 and dr < 0 else "PARTLY" if dp > 0 or dr < 0 else "NOT SEEN"
-        out.append(f"{word} ({label}): truncating at {strongest['threshold']:g} moves precision "
-                   f"{base['precision_digits']:.3f} -> {strongest['precision_digits']:.3f}, recall "
-                   f"{base['recall_digits']:.3f} -> {strongest['recall_digits']:.3f}, modes {base['modes']} -> "
-                   f"{strongest['modes']}; FD-digits is lowest at threshold {threshold_name(best['threshold'])} "
-                   f"({best['fd_digits']:.4g}; untruncated {base['fd_digits']:.4g}). BigGAN: fidelity up, "
-                   "diversity down, FID first better then worse.")
-        degradation[label] = finite_mean([r["fd_digits"] / base["fd_digits"] for r in rows[1:]])
+        seeds = _per_seed(rows)
+        t = min(k for k in rows_thresholds(rows) if k is not None)
+        base = [seeds[s][None] for s in seeds]
+        strong = [seeds[s][t] for s in seeds]
+        up = [b["precision_digits"] < x["precision_digits"] for b, x in zip(base, strong)]
+        down = [b["recall_digits"] > x["recall_digits"] for b, x in zip(base, strong)]
+        both = sum(u and d for u, d in zip(up, down))
+        word = "SEEN" if both == len(seeds) else "PARTLY" if any(up) or any(down) else "NOT SEEN"
+        fd = {k: finite_mean(v) for k, v in _threshold_means(rows, "fd_digits").items()}
+        best = min(fd, key=fd.get)
+
+        def moved(metric: str) -> str:
+            return f"{mean_sd([b[metric] for b in base])} -> {mean_sd([x[metric] for x in strong])}"
+
+        out.append(f"{word} ({label}; both on {both}/{len(seeds)} seeds): truncating at {t:g} moves precision "
+                   f"{moved('precision_digits')}, recall {moved('recall_digits')}, modes {moved('modes')}; mean "
+                   f"FD-digits is lowest at threshold {threshold_name(best)} ({fd[best]:.4g}; untruncated "
+                   f"{fd[None]:.4g}). BigGAN: fidelity up, diversity down, FID first better then worse.")
+        degradation[label] = [finite_mean([seeds[s][k]["fd_digits"] / seeds[s][None]["fd_digits"]
+                                           for k in seeds[s] if k is not None]) for s in seeds]
     if ortho is not None and plain in degradation and ortho in degradation:
         a, b = degradation[plain], degradation[ortho]
-        close = abs(a - b) < 0.1 * max(a, b)  # one seed: a smaller gap is not evidence either way
-        word = "UNDECIDED (within 10%)" if close else "SUPPORTED" if b < a else "NOT SUPPORTED"
-        out.append(f"{word}: with orthogonal regularisation FD-digits under truncation averages {b:.3g}x its "
-                   f"untruncated value, without it {a:.3g}x (BigGAN: the regulariser makes G amenable to "
-                   "truncation, i.e. a smaller ratio).")
+        better, how = separated(b, a, higher_is_better=False)
+        worse, how_worse = separated(a, b, higher_is_better=False)
+        word = ("SUPPORTED" if better else "NOT SUPPORTED (the opposite separated)" if worse
+                else "NOT SEPARATED at this scale")
+        out.append(f"{word}: with orthogonal regularisation FD-digits under truncation averages {mean_sd(b)}x its "
+                   f"untruncated value, without it {mean_sd(a)}x ({how if better else how_worse}; rule: "
+                   f"{SEPARATION_RULE}). BigGAN: the regulariser makes G amenable to truncation, i.e. a smaller "
+                   "ratio.")
     return out
 
 
+def rows_thresholds(rows: list[dict[str, Any]]) -> list[float | None]:
+    """The thresholds of a sweep in plotting order: ascending, then None (untruncated, the loosest) last."""
+    found = {r["threshold"] for r in rows}
+    return sorted(t for t in found if t is not None) + ([None] if None in found else [])
+
+
 def plot_truncation_curves(sweeps: dict[str, list[dict[str, Any]]], provenance) -> Any:
-    """precision, recall, modes and FD-digits against the truncation threshold, one line per model."""
+    """precision, recall, modes and FD-digits against the truncation threshold, one line per model: the mean over
+    seeds, with error bars of one sd where there are several."""
     import matplotlib.pyplot as plt
+    import numpy as np
 
     from .plotting import add_footer
 
     fig, axes = plt.subplots(1, len(TRUNCATION_PLOTTED), figsize=(3.6 * len(TRUNCATION_PLOTTED), 3.3))
     for label, rows in sweeps.items():
-        # thresholds ascending, then "none" (no truncation = the loosest threshold of all) at the right
-        ordered = sorted(rows[1:], key=lambda r: r["threshold"]) + rows[:1]
-        names = [threshold_name(r["threshold"]) for r in ordered]
+        order = rows_thresholds(rows)
+        names = [threshold_name(t) for t in order]
         for ax, metric in zip(axes, TRUNCATION_PLOTTED):
-            ax.plot(names, [r[metric] for r in ordered], marker="o", label=label)
+            values = _threshold_means(rows, metric)
+            mean = [float(np.mean(values[t])) for t in order]
+            sd = [float(np.std(values[t], ddof=1)) if len(values[t]) > 1 else 0.0 for t in order]
+            ax.errorbar(names, mean, yerr=sd, marker="o", capsize=3, label=label)
     for ax, metric in zip(axes, TRUNCATION_PLOTTED):
         ax.set_title(metric + (" (lower = better)" if metric == "fd_digits" else ""), fontsize=10)
         ax.set_xlabel("truncation threshold")
@@ -169,11 +242,17 @@ def plot_truncation_curves(sweeps: dict[str, list[dict[str, Any]]], provenance) 
 
 
 def truncation_table(sweeps: dict[str, list[dict[str, Any]]]):
-    """The sweeps as one DataFrame indexed by (model, threshold name)."""
+    """The sweeps as one DataFrame indexed by (model, threshold name): mean ± sd over seeds of each metric."""
     import pandas as pd
 
-    rows = [{"model": label, **row, "threshold": threshold_name(row["threshold"])}
-            for label, sweep in sweeps.items() for row in sweep]
+    from .comparisons import mean_sd
+
+    rows = []
+    for label, sweep in sweeps.items():
+        for t in [None] + [k for k in rows_thresholds(sweep) if k is not None]:
+            at = [r for r in sweep if r["threshold"] == t]
+            rows.append({"model": label, "threshold": threshold_name(t), "seeds": len(at),
+                         **{k: mean_sd([float(r[k]) for r in at]) for k in TRUNCATION_COLUMNS}})
     return pd.DataFrame(rows).set_index(["model", "threshold"])
 
 
@@ -294,6 +373,17 @@ def spectral_verdicts(stable: dict[str, Any], unstable: dict[str, Any],
     return out
 
 
+def spectral_verdicts_by_seed(runs: list[dict[str, Any]], stable: str = STABLE, unstable: str = R1_ONLY
+                              ) -> list[str]:
+    """spectral_verdicts of the stable and the unstable run of every seed, each line prefixed with its seed."""
+    pairs = {r["seed"]: r for r in runs if r["label"] == stable}
+    out = []
+    for r in runs:
+        if r["label"] == unstable and r["seed"] in pairs:
+            out += [f"seed {r['seed']}: {line}" for line in spectral_verdicts(pairs[r["seed"]], r)]
+    return out
+
+
 def plot_spectra(records: list[dict[str, Any]], provenance) -> Any:
     """sigma_0 of every weight against images seen: rows = runs, columns = G, D; log scale.
 
@@ -326,8 +416,8 @@ def plot_spectra(records: list[dict[str, Any]], provenance) -> Any:
 
 
 def gamma_sweep_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per gamma run (gamma held constant): stability beside quality, and `fd_cost_pct`, FD-digits above
-    the best stable gamma's in percent (BigGAN's 'price' of a strong penalty).
+    """One row per gamma run (gamma held constant; every seed): stability beside quality, and `fd_cost_pct`,
+    FD-digits above the mean FD-digits of the best gamma in percent (BigGAN's 'price' of a strong penalty).
 
     Stability: status; `late_max_grad_norm_fake`, the largest ||grad_x D|| on fakes over the second half of the
     log (the first records are all alike: every run starts from the same networks and batch); the largest late
@@ -345,59 +435,104 @@ def gamma_sweep_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                      "max_sigma_growth_G": growth["G"], "max_sigma_growth_D": growth["D"],
                      **{k: r.get(k) if r["status"] == "ok" else None
                         for k in ("fd_digits", "precision_digits", "recall_digits", "modes")}})
-    ok = [row["fd_digits"] for row in rows if row["fd_digits"] is not None]
-    best = min(ok, default=None)
+    means = _gamma_groups(rows, "fd_digits")
+    best = min((finite_mean(v) for v in means.values() if v), default=None)
     for row in rows:
         row["fd_cost_pct"] = (None if row["fd_digits"] is None or not best
                               else 100 * (row["fd_digits"] - best) / best)
-    return sorted(rows, key=lambda row: row["gamma"])
+    return sorted(rows, key=lambda row: (row["gamma"], row["seed"]))
+
+
+def _gamma_groups(rows: list[dict[str, Any]], metric: str) -> dict[float, list[float]]:
+    """{gamma: [metric of every run at that gamma that has it]} (diverged runs have no quality numbers)."""
+    out: dict[float, list[float]] = {}
+    for row in rows:
+        out.setdefault(row["gamma"], [])
+        if row.get(metric) is not None and math.isfinite(float(row[metric])):
+            out[row["gamma"]].append(float(row[metric]))
+    return out
+
+
+GAMMA_COLUMNS = ("fd_digits", "fd_cost_pct", "precision_digits", "recall_digits", "modes", "late_max_grad_norm_fake",
+                 "max_sigma_growth_G", "max_sigma_growth_D")
+
+
+def gamma_table(rows: list[dict[str, Any]]):
+    """The gamma sweep as one DataFrame row per gamma: 'k/n' failed, then mean ± sd over seeds of GAMMA_COLUMNS."""
+    import pandas as pd
+
+    from .comparisons import mean_sd
+
+    table = []
+    for gamma in sorted({row["gamma"] for row in rows}):
+        at = [row for row in rows if row["gamma"] == gamma]
+        failed = sum(row["status"] != "ok" for row in at)
+        groups = {k: _gamma_groups(at, k)[gamma] for k in GAMMA_COLUMNS}
+        table.append({"gamma": gamma, "failed": f"{failed}/{len(at)}",
+                      **{k: mean_sd(v) if v else "fail" for k, v in groups.items()}})
+    return pd.DataFrame(table).set_index("gamma")
 
 
 def gamma_verdicts(rows: list[dict[str, Any]]) -> list[str]:
-    """Stability against quality along the gamma sweep, computed from gamma_sweep_rows."""
+    """Stability against quality along the gamma sweep (every seed), computed from gamma_sweep_rows.
+
+    Price: the strongest gamma with finished runs against the gamma of the best mean FD-digits, by
+    SEPARATION_RULE over seeds; 'PRICE SEEN' needs the separation and at least 10% worse on the mean.
+    """
+    from .comparisons import SEPARATION_RULE, separated
+
     failed = [row["gamma"] for row in rows if row["status"] != "ok"]
-    ok = [row for row in rows if row["status"] == "ok"]
     out = [f"stability: {len(failed)} of {len(rows)} runs diverged"
-           + (f" (gamma = {', '.join(f'{g:g}' for g in failed)})." if failed else ".")]
-    if failed and ok and max(row["gamma"] for row in ok) > max(failed):
-        out.append(f"STABILISED BY GAMMA: every run at gamma <= {max(failed):g} diverged, at least one stronger "
+           + (f" (gamma = {', '.join(f'{g:g}' for g in sorted(set(failed)))})." if failed else ".")]
+    fd = {g: v for g, v in _gamma_groups(rows, "fd_digits").items() if v}
+    all_failed = [g for g in _gamma_groups(rows, "fd_digits") if g not in fd]
+    if all_failed and fd and all(g not in fd for g in fd if g <= max(all_failed)) and max(fd) > max(all_failed):
+        out.append(f"STABILISED BY GAMMA: every run at gamma <= {max(all_failed):g} diverged, at least one stronger "
                    "one did not.")
-    if ok:
-        best = min(ok, key=lambda row: row["fd_digits"])
-        strongest = max(ok, key=lambda row: row["gamma"])
-        cost = strongest["fd_cost_pct"]
-        word = "PRICE SEEN" if cost >= 10 else "SMALL PRICE (< 10%)" if cost > 0 else "NO PRICE SEEN"
-        out.append(f"{word}: the best FD-digits is at gamma {best['gamma']:g} ({best['fd_digits']:.4g}); the "
-                   f"strongest stable gamma ({strongest['gamma']:g}) is {cost:.0f}% worse (precision "
-                   f"{strongest['precision_digits']:.3f}, recall {strongest['recall_digits']:.3f} vs "
-                   f"{best['precision_digits']:.3f}, {best['recall_digits']:.3f}). BigGAN: R1 at gamma 10 "
-                   f"stabilised D but cost about {BIGGAN_R1_IS_COST:.0%} of the Inception Score.")
+    if fd:
+        best, strongest = min(fd, key=lambda g: finite_mean(fd[g])), max(fd)
+        cost = 100 * (finite_mean(fd[strongest]) - finite_mean(fd[best])) / finite_mean(fd[best])
+        apart, how = separated(fd[best], fd[strongest], higher_is_better=False)
+        word = ("NO PRICE SEEN" if strongest == best else "SMALL PRICE (< 10%)" if cost < 10
+                else "PRICE SEEN" if apart else "NOT SEPARATED at this scale")
+        pr = {g: (finite_mean(_gamma_groups(rows, "precision_digits")[g]),
+                  finite_mean(_gamma_groups(rows, "recall_digits")[g])) for g in (best, strongest)}
+        out.append(f"{word}: the best mean FD-digits is at gamma {best:g} ({finite_mean(fd[best]):.4g}); the "
+                   f"strongest stable gamma ({strongest:g}) is {cost:.0f}% worse (precision {pr[strongest][0]:.3f}, "
+                   f"recall {pr[strongest][1]:.3f} vs {pr[best][0]:.3f}, {pr[best][1]:.3f}; "
+                   f"{how if strongest != best else 'the same gamma'}; rule: {SEPARATION_RULE}). BigGAN: R1 at "
+                   f"gamma 10 stabilised D but cost about {BIGGAN_R1_IS_COST:.0%} of the Inception Score.")
     return out
 
 
 def plot_gamma_sweep(rows: list[dict[str, Any]], provenance) -> Any:
-    """Quality (FD-digits; precision and recall) and stability (late_max_grad_norm_fake) against gamma;
-    a diverged run is a red cross on the stability panel."""
+    """Quality (FD-digits; precision and recall) and stability (late_max_grad_norm_fake) against gamma: means over
+    seeds with one-sd error bars; a gamma with a diverged run gets a red cross on the stability panel."""
     import matplotlib.pyplot as plt
+    import numpy as np
     from matplotlib.ticker import FuncFormatter
 
     from .plotting import add_footer
 
+    def draw(ax, metric: str, **kw) -> None:
+        groups = {g: v for g, v in _gamma_groups(rows, metric).items() if v}
+        gammas = sorted(groups)
+        sd = [float(np.std(groups[g], ddof=1)) if len(groups[g]) > 1 else 0.0 for g in gammas]
+        ax.errorbar(gammas, [float(np.mean(groups[g])) for g in gammas], yerr=sd, marker="o", capsize=3, **kw)
+
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
-    ok = [r for r in rows if r["status"] == "ok"]
-    bad = [r for r in rows if r["status"] != "ok"]
-    axes[0].plot([r["gamma"] for r in ok], [r["fd_digits"] for r in ok], marker="o")
+    draw(axes[0], "fd_digits")
     axes[0].set_title("quality: FD-digits (lower = better)", fontsize=10)
     for metric in ("precision_digits", "recall_digits"):
-        axes[1].plot([r["gamma"] for r in ok], [r[metric] for r in ok], marker="o", label=metric)
+        draw(axes[1], metric, label=metric)
     axes[1].set_title("quality: precision and recall", fontsize=10)
     axes[1].legend(fontsize=8)
-    with_norm = [r for r in rows if r["late_max_grad_norm_fake"] is not None]
-    axes[2].plot([r["gamma"] for r in with_norm], [r["late_max_grad_norm_fake"] for r in with_norm], marker="o")
+    draw(axes[2], "late_max_grad_norm_fake")
+    bad = sorted({r["gamma"] for r in rows if r["status"] != "ok"})
     if bad:
-        top = max((r["late_max_grad_norm_fake"] for r in with_norm), default=1.0)
-        axes[2].scatter([r["gamma"] for r in bad], [top] * len(bad), marker="x", s=80, color="red",
-                        label="diverged", zorder=4)
+        norms = [r["late_max_grad_norm_fake"] for r in rows if r["late_max_grad_norm_fake"] is not None]
+        axes[2].scatter(bad, [max(norms, default=1.0)] * len(bad), marker="x", s=80, color="red",
+                        label="a run diverged", zorder=4)
         axes[2].legend(fontsize=8)
     axes[2].set_title("stability: max ||grad_x D|| on fakes, 2nd half", fontsize=10)
     axes[2].set_yscale("log")  # an exploding gradient spans decades; plain numbers when it spans less

@@ -107,7 +107,8 @@ CHAPTERS: dict[str, dict[str, Any]] = {
                   "num_samples": 1_000, "max_items": 5_000, "eval": SMOKE_EVAL, "threads": 1,
                   "spectral_every": 64, "spectral_iters": 10, "thresholds": [0.25, 0.5, 1.0, 1.5],
                   "ortho_beta": 1e-4, "gammas": [0.1, 1.0, 10.0], "grid_count": 16},
-        # cpu: the findings tier on 2 cores: 6 variants (the recipe, + ortho, R1 only, 3 constant gammas) x 3 seeds
+        # cpu: the findings tier on 2 cores: 7 variants (the recipe, + ortho, R1 only, 3 constant gammas, BigGAN's R1
+        # at gamma 10) x 3 seeds
         # of 64k images (the roadmap's length), two one-thread runs side by side; the truncation sweep re-samples
         # the stored generators of the recipe and the ortho runs (3 thresholds + none, every seed).
         "cpu": {"preset": "stacked8", "batch": 64, "total_images": 64_000, "seeds": [0, 1, 2], "evaluations": 2,
