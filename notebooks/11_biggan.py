@@ -34,48 +34,43 @@
 # stacked-digit modes covered. There is no Inception Score here; precision plays its part (fidelity).
 
 # %% tags=["parameters"]
-profile = "smoke"      # smoke (CI, about a minute) | gpu (one GPU, ~10 min: an estimate); no cpu tier yet
+profile = "smoke"      # smoke (CI, about a minute) | cpu (the findings, 2 CPU cores, ~1 h) | gpu (one GPU, ~10 min: an estimate)
+retrain = False        # cpu/gpu: True trains again even when results/biggan/<profile>/ holds stored runs
 metrics_path = None    # set by ci/run_chapters.py: where this chapter's headline numbers go
 artifacts_dir = None   # set by ci/run_chapters.py: a folder for small stored results (json, png)
+runs_dir = None        # set by ci/run_chapters.py: resumable run folders (None = a temporary folder)
 
 # %% tags=["hide-input"]
+import tempfile
+
 import matplotlib.pyplot as plt
-import pandas as pd
 import torch
-from IPython.display import display
 
 from r3gan_core import biggan
-from r3gan_core.book import biggan_study, chapter, experiments, tables
-from r3gan_core.book.profiles import chapter_settings
-from r3gan_core.training import copy_config
+from r3gan_core.book import biggan_study, chapter, experiments, plotting, tables
 
-# Tiny networks: one thread is faster and immune to a busy CPU (set first, so the provenance states it).
-torch.set_num_threads(chapter_settings("biggan", profile)["threads"] or torch.get_num_threads())
-settings, prov, _ = chapter.chapter_start("biggan", profile, trains=False)
-published = chapter.published_results("biggan", "gpu")  # stored gpu-profile results, when a GPU run made them
-if published is None:
-    print("No stored results for this chapter: it has no cpu tier yet, and no GPU run has stored its gpu profile. "
-          "Everything below is the smoke profile: it shows that the code runs, not findings.")
+settings, prov, stored = chapter.chapter_start("biggan", profile, retrain=retrain)
+runs_dir = runs_dir or tempfile.mkdtemp(prefix="r3gan-biggan-")  # the truncation sweeps sample the runs' G_ema
+smoke_note = "(smoke profile: a few hundred images per run; this only exercises the code, it is not a finding)"
 
 # %% [markdown]
-# ## The model: Config E, RpGAN + R1 + R2
+# ## The runs: Config E, one recipe, a few changes
 #
-# One base configuration serves every run: Config E at the profile's preset, its own recipe (RpGAN, R1 + R2 with
-# gamma 1 -> 0.1), sigma_0 of every G and D weight every `spectral_every` images, and one sample grid at the end.
-# `train_keep_generator` trains and scores the run like every other chapter, and also hands back its EMA
-# generator, which the truncation sweep samples from.
+# Every run is Config E at the profile's preset with its own recipe (RpGAN, R1 + R2 with gamma 1 -> 0.1), sigma_0
+# of every G and D weight measured every `spectral_every` images; `biggan_study.study_variants` names what each
+# run changes: orthogonal regularisation, R1 alone, a constant gamma, or BigGAN's own R1 at gamma 10. Each
+# variant trains with every seed of the profile, two runs side by side.
 
 # %%
-seed = settings["seeds"][0]
-base = experiments.base_config("E", settings, threads=settings["threads"],
-                               spectral_every=settings["spectral_every"], spectral_iters=settings["spectral_iters"],
-                               sample_every=settings["total_images"])
-run_args = dict(evaluations=settings["evaluations"], num_samples=settings["num_samples"],
-                eval_options=settings["eval"], seed=seed)
-stable, G_stable, stable_grid = biggan_study.train_keep_generator(base, "RpGAN + R1 + R2", **run_args)
-chapter.count_runs(prov, [stable])  # figure footers state the images trained so far
-print(f"{stable['label']}: {stable['status']}, {stable['images_seen']:,} images, "
-      f"{stable['images_per_second']} img/s, FD-digits {stable['fd_digits']:.4g}")
+base = biggan_study.study_config(settings)
+variants = biggan_study.study_variants(settings)
+runs, grids = chapter.train_or_load(stored, lambda: experiments.run_variants(
+    base, variants, seeds=settings["seeds"], evaluations=settings["evaluations"], num_samples=settings["num_samples"],
+    eval_options=settings["eval"], runs_dir=runs_dir, workers=settings.get("workers", 1)))
+chapter.count_runs(prov, runs)
+print(f"{len(runs)} runs, {settings['total_images']:,} real images each, seeds {settings['seeds']}")
+tables.show(experiments.summary_table(runs, ("fd_digits", "precision_digits", "recall_digits", "modes")),
+            rename={"label": "run", "failed": "diverged / seeds"})
 
 # %% [markdown]
 # ## 1. The truncation trick
@@ -88,28 +83,31 @@ print(f"{stable['label']}: {stable['status']}, {stable['images_seen']:,} images,
 chapter.source(biggan.truncated_normal)
 
 # %% [markdown]
-# The sweep samples the *same* latent seed at every threshold, so each latent only has its out-of-range entries
-# redrawn, and scores each set against the real data. The first row is no truncation at all.
+# The sweep samples each trained generator (every seed) from the *same* latent seed at every threshold, so each
+# latent only has its out-of-range entries redrawn, and scores each set against the real data. The first row of
+# each model is no truncation at all; the table gives mean ± sd over seeds.
 
 # %%
-sweeps, sweep_grids = {}, {}
-sweep_args = dict(num_samples=settings["num_samples"], seed=seed, eval_options=settings["eval"],
-                  grid_count=settings["grid_count"], threads=settings["threads"])
-sweeps[stable["label"]], sweep_grids[stable["label"]] = biggan_study.truncation_sweep(
-    G_stable, base, settings["thresholds"], **sweep_args)
+ortho_label = biggan_study.ortho_label(settings)
+generators = biggan_study.run_generators(runs, (biggan_study.STABLE, ortho_label), stored=stored, runs_dir=runs_dir)
+sweeps = stored["metrics"]["truncation"] if stored else biggan_study.truncation_sweeps(generators, base, settings)
+sweep_grids = biggan_study.truncation_grids(generators, settings, seed=settings["seeds"][0])
+G_stable, G_ortho = (generators.get((label, settings["seeds"][0])) for label in (biggan_study.STABLE, ortho_label))
 tables.show(biggan_study.truncation_table(sweeps))
 
 # %% [markdown]
 # The trade-off as curves (precision = fidelity, recall and modes = diversity, FD-digits = both; "none" = no
-# truncation, the loosest threshold of all) and as samples. In the smoke profile G has barely begun to train:
-# the curves and grids only show that the code runs, **not findings**.
+# truncation, the loosest threshold of all) and as samples of the first seed.
 
 # %%
-fig = biggan_study.plot_truncation_curves({stable["label"]: sweeps[stable["label"]]}, prov)
+stable_only = {biggan_study.STABLE: sweeps[biggan_study.STABLE]}
+fig = biggan_study.plot_truncation_curves(stable_only, prov)
 biggan_study.keep_figure(fig, artifacts_dir, "truncation_curves")
 plt.show()
-fig = biggan_study.plot_truncation_grids({stable["label"]: sweep_grids[stable["label"]]}, prov)
+fig = biggan_study.plot_truncation_grids({biggan_study.STABLE: sweep_grids[biggan_study.STABLE]}, prov)
 plt.show()
+if profile == "smoke":
+    print(smoke_note)
 
 # %% [markdown]
 # ## 2. Spectral monitoring: does sigma_0 announce a collapse?
@@ -123,36 +121,30 @@ chapter.source(biggan.top_singular_value)
 
 # %% [markdown]
 # To see a collapse we need a run that fails. The paper's Table 1 says RpGAN with R1 *alone* diverges on stacked
-# digits; so we train it beside the stable run, measuring the same spectra.
+# digits; so it trained beside the recipe, measuring the same spectra. Each panel shows sigma_0 of every weight of
+# one network over training of the first seed (log scale), coloured from the input side (dark) to the output side
+# (yellow); the first layer is black (in G, the linear map from z to the 4x4 input); a red dashed line marks a
+# divergence by the chapter's rule (`profiles.BLOWUP`).
 
 # %%
-r1_runs, r1_grids = experiments.run_variants(base, {"RpGAN + R1": {"penalty": "r1"}}, seeds=[seed],
-                                             evaluations=settings["evaluations"],
-                                             num_samples=settings["num_samples"], eval_options=settings["eval"])
-r1_only = r1_runs[0]
-chapter.count_runs(prov, [stable], r1_runs)
-print(f"{r1_only['label']}: {r1_only['status']} after {r1_only['images_seen']:,} images {r1_only['message']}")
-
-# %% [markdown]
-# Each panel shows sigma_0 of every weight of one network over training (log scale), coloured from the input side
-# (dark) to the output side (yellow); the first layer is black (in G, the linear map from z to the 4x4 input);
-# a red dashed line marks a divergence. Smoke-profile curves cover a few dozen steps: **not findings**.
-
-# %%
-fig = biggan_study.plot_spectra([stable, r1_only], prov)
+first = settings["seeds"][0]
+pair = [next(r for r in runs if r["label"] == label and r["seed"] == first)
+        for label in (biggan_study.STABLE, biggan_study.R1_ONLY)]
+fig = biggan_study.plot_spectra(pair, prov)
 biggan_study.keep_figure(fig, artifacts_dir, "spectra")
 plt.show()
 
 # %% [markdown]
-# The verdict is computed from the spectra: a layer "blew up" when its sigma_0 at least doubled over the second
-# half of the measurements (the second half, because zero-initialised residual convs grow from nothing by design).
+# The verdicts are computed from the spectra of every seed: a layer "blew up" when its sigma_0 at least doubled
+# over the second half of the measurements (the second half, because zero-initialised residual convs grow from
+# nothing by design).
 
 # %%
-spectral_verdicts = biggan_study.spectral_verdicts(stable, r1_only)
+spectral_verdicts = biggan_study.spectral_verdicts_by_seed(runs)
 for line in spectral_verdicts:
     print("-", line)
 if profile == "smoke":
-    print(f"(smoke profile: {settings['total_images']:,} images per run; these lines only exercise the code)")
+    print(smoke_note)
 
 # %% [markdown]
 # ## 3. Orthogonal regularisation and graceful truncation
@@ -165,21 +157,8 @@ if profile == "smoke":
 chapter.source(biggan.orthogonal_penalty)
 
 # %% [markdown]
-# Same seed, same data, same recipe; only `ortho_beta` differs. Then the same sweep.
-
-# %%
-ortho_label = f"{stable['label']} + ortho {settings['ortho_beta']:g}"
-ortho, G_ortho, ortho_grid = biggan_study.train_keep_generator(
-    copy_config(base, ortho_beta=settings["ortho_beta"]), ortho_label, **run_args)
-chapter.count_runs(prov, [stable, ortho], r1_runs)
-sweeps[ortho_label], sweep_grids[ortho_label] = biggan_study.truncation_sweep(
-    G_ortho, base, settings["thresholds"], **sweep_args)
-print(f"{ortho_label}: {ortho['status']}, FD-digits {ortho['fd_digits']:.4g}; "
-      f"without: {stable['fd_digits']:.4g}")
-
-# %% [markdown]
-# If BigGAN's claim holds, the regularised model's curves should bend less as the threshold shrinks. Smoke
-# numbers: **not findings**.
+# Same seeds, same data, same recipe; only `ortho_beta` differs. If BigGAN's claim holds, the regularised model's
+# curves bend less as the threshold shrinks.
 
 # %%
 fig = biggan_study.plot_truncation_curves(sweeps, prov)
@@ -190,11 +169,11 @@ biggan_study.keep_figure(fig, artifacts_dir, "truncation_grids")
 plt.show()
 
 # %%
-truncation_verdicts = biggan_study.truncation_verdicts(sweeps, plain=stable["label"], ortho=ortho_label)
+truncation_verdicts = biggan_study.truncation_verdicts(sweeps, plain=biggan_study.STABLE, ortho=ortho_label)
 for line in truncation_verdicts:
     print("-", line)
 if profile == "smoke":
-    print("(smoke profile: these verdicts only exercise the code)")
+    print(smoke_note)
 
 # %% [markdown]
 # ## 4. Penalty strength: stability against quality
@@ -203,17 +182,13 @@ if profile == "smoke":
 # Inception Score. R3GAN's recipe uses R1 + R2 and anneals gamma. Here gamma is held constant at each value of the
 # sweep (R1 + R2, everything else as above). Stability is whether the run survives, how large D's gradient on
 # fakes got over the second half of training (the paper's diagnosis of failing runs) and how much the spectra
-# grew; quality is FD-digits, precision and recall, and `fd_cost_pct` is how much worse FD-digits is than at the
-# best gamma.
+# grew; quality is FD-digits, precision and recall, and `fd_cost_pct` is how much worse FD-digits is than the
+# best gamma's mean.
 
 # %%
-gamma_variants = {f"R1 + R2, gamma {g:g}": {"gamma": float(g)} for g in settings["gammas"]}
-gamma_runs, gamma_grids = experiments.run_variants(base, gamma_variants, seeds=[seed],
-                                                   evaluations=settings["evaluations"],
-                                                   num_samples=settings["num_samples"], eval_options=settings["eval"])
-chapter.count_runs(prov, [stable, ortho], r1_runs, gamma_runs)
+gamma_runs = [r for r in runs if r["label"] in {biggan_study.gamma_label(g) for g in settings["gammas"]}]
 gamma_rows = biggan_study.gamma_sweep_rows(gamma_runs)
-tables.show(pd.DataFrame(gamma_rows).drop(columns=["label", "seed", "images_seen"]))
+tables.show(biggan_study.gamma_table(gamma_rows))
 
 # %%
 fig = biggan_study.plot_gamma_sweep(gamma_rows, prov)
@@ -223,41 +198,31 @@ gamma_verdicts = biggan_study.gamma_verdicts(gamma_rows)
 for line in gamma_verdicts:
     print("-", line)
 if profile == "smoke":
-    print("(smoke profile: these verdicts only exercise the code)")
+    print(smoke_note)
+
+# %% [markdown]
+# BigGAN's own setting was R1 *alone* at gamma = 10. It trained beside the sweep; here it is next to the
+# R1 + R2 runs at the same gamma and next to R1 alone under the recipe's annealed gamma.
+
+# %%
+biggan_rows = biggan_study.gamma_sweep_rows(
+    [r for r in runs if r["label"] in (biggan_study.BIGGAN_R1, biggan_study.gamma_label(10.0), biggan_study.R1_ONLY)])
+tables.show(biggan_rows, columns=["label", "seed", "status", "fd_digits", "precision_digits", "recall_digits",
+                                  "late_max_grad_norm_fake"])
 
 # %% [markdown]
 # ## What was measured
 #
-# Every verdict above is computed from this run's data. The headline numbers, spectra and sweeps go to
-# `metrics.json`; the sample grids of every run beside it.
+# Every verdict above is computed from this page's data: the runs, the spectra and the sweeps, all in
+# `metrics.json`, with the sample grids and each run's final generator beside it.
 
 # %%
-runs = [stable, ortho, r1_only, *gamma_runs]
-grids = {stable["label"]: stable_grid, ortho_label: ortho_grid, **r1_grids, **gamma_grids}
+spectral = {r["run"]: biggan_study.spectral_summary(r) for r in runs
+            if r["label"] in (biggan_study.STABLE, biggan_study.R1_ONLY)}
 record = chapter.finish_chapter(
-    prov, metrics_path, artifacts_dir, runs, grids, settings=settings, truncation=sweeps,
-    truncation_verdicts=truncation_verdicts, spectral={r["label"]: biggan_study.spectral_summary(r)
-                                                       for r in (stable, r1_only)},
+    prov, metrics_path, artifacts_dir, runs, grids, runs_dir=runs_dir, stored=stored, settings=settings,
+    truncation=sweeps, truncation_verdicts=truncation_verdicts, spectral=spectral,
     spectral_verdicts=spectral_verdicts, gamma_sweep=gamma_rows, gamma_verdicts=gamma_verdicts)
-
-# %% [markdown]
-# ## Stored gpu-profile results
-#
-# The book build executes the smoke profile above. Results of the gpu profile, when a GPU run stored them under
-# `results/biggan/gpu/`, are shown here with their provenance (their sample grids are the PNG files there).
-
-# %%
-if published is not None:
-    full, where = published["metrics"], published["provenance"]["device"] + " (stored gpu profile)"
-    full_runs = {r["label"]: r for r in full["runs"]}
-    display(tables.show(biggan_study.truncation_table(full["truncation"])))
-    display(tables.show(pd.DataFrame(full["gamma_sweep"]).drop(columns=["label", "seed", "images_seen"])))
-    biggan_study.plot_truncation_curves(full["truncation"], where)
-    biggan_study.plot_spectra([full_runs[label] for label in full["spectral"]], where)
-    biggan_study.plot_gamma_sweep(full["gamma_sweep"], where)
-    plt.show()
-    for line in full["truncation_verdicts"] + full["spectral_verdicts"] + full["gamma_verdicts"]:
-        print("-", line)
 
 # %% [markdown]
 # ## Exercises
@@ -271,7 +236,7 @@ if published is not None:
 #
 # :::{exercise}
 # :label: biggan-ex-2
-# Power iteration is an estimate. For the trained `G_stable`, compare `biggan.spectral_norms(G_stable, iters)`
+# Power iteration is an estimate. For the trained `G_stable` (the first seed's), compare `biggan.spectral_norms(G_stable, iters)`
 # with `torch.linalg.svdvals` for iters = 1, 5 and 50. Which layers need the most iterations, and why?
 # :::
 #
@@ -283,8 +248,9 @@ if published is not None:
 #
 # :::{exercise}
 # :label: biggan-ex-4
-# BigGAN's own setting was R1 *only* at gamma = 10. Train that variant (`{"penalty": "r1", "gamma": 10.0}`)
-# and put it beside the R1 + R2 sweep. Is it stable at this scale? What does it cost?
+# The verdict on orthogonal regularisation pools the seeds. Seed by seed, at which threshold is the ratio
+# FD-digits(threshold) / FD-digits(untruncated) furthest apart between the two models, and does the sign of the
+# difference agree across seeds?
 # :::
 
 # %% [markdown]
@@ -340,15 +306,22 @@ for name, G in (("without", G_stable), ("with ortho", G_ortho)):
 # :::{solution-start} biggan-ex-4
 # :class: dropdown
 # :::
-# One more run of the profile's length, beside the R1 + R2 sweep; read stability and quality as in section 4.
+# The sweeps hold every seed's rows; divide each threshold's FD-digits by the same seed's untruncated one.
 
 # %%
-biggan_r1 = {"R1 only, gamma 10 (BigGAN)": {"penalty": "r1", "gamma": 10.0}}
-bigg_runs, _ = experiments.run_variants(base, biggan_r1, seeds=[seed], num_samples=settings["num_samples"],
-                                        eval_options=settings["eval"])
-tables.show(biggan_study.gamma_sweep_rows(bigg_runs + gamma_runs),
-            columns=["label", "gamma", "status", "fd_digits", "precision_digits", "recall_digits",
-                     "late_max_grad_norm_fake"])
+def fd_ratios(rows):
+    by_seed = {}
+    for r in rows:
+        by_seed.setdefault(r["seed"], {})[r["threshold"]] = r["fd_digits"]
+    return {s: {t: v / row[None] for t, v in row.items() if t is not None} for s, row in by_seed.items()}
+
+
+plain, ortho = fd_ratios(sweeps[biggan_study.STABLE]), fd_ratios(sweeps.get(ortho_label, []))
+for s in sorted(set(plain) & set(ortho)):
+    gaps = {t: ortho[s][t] - plain[s][t] for t in plain[s]}
+    t = max(gaps, key=lambda k: abs(gaps[k]))
+    print(f"seed {s}: largest gap at threshold {t:g}: ortho - plain = {gaps[t]:+.3f} "
+          f"(signs over thresholds: {' '.join('+' if g > 0 else '-' for g in gaps.values())})")
 
 # %% [markdown]
 # :::{solution-end}

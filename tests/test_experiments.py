@@ -85,6 +85,7 @@ def test_separation_rule_needs_every_seed_or_welch():
     overlap, how = comparisons.separated([1, 5, 9], [2, 4, 8], higher_is_better=True)
     assert not overlap and how.startswith("Welch p =")
     assert not comparisons.separated([5], [4, 6], higher_is_better=True)[0]
+    assert comparisons.separated([9], [1], higher_is_better=True) == (False, "one seed each: cannot separate")
 
 
 def test_summary_table_marks_fail_and_averages_seeds():

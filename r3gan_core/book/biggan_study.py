@@ -85,7 +85,7 @@ def run_generators(runs: list[dict[str, Any]], labels: list[str] | tuple[str, ..
         if stored is not None:
             G = stored_generator(stored["provenance"]["chapter"], stored["provenance"]["profile"], r)
         elif runs_dir is not None:
-            G, _ = load_generator(Path(runs_dir) / r["run"] / CHECKPOINT_NAME, device=str(pick_device(None)))
+            G, _ = load_generator(Path(runs_dir) / r["run"] / CHECKPOINT_NAME, device=str(pick_device()))
         else:
             raise ValueError("run_generators needs the runs' folders (runs_dir) or stored results (stored)")
         out[(r["label"], r["seed"])] = G
@@ -252,7 +252,7 @@ def truncation_table(sweeps: dict[str, list[dict[str, Any]]]):
         for t in [None] + [k for k in rows_thresholds(sweep) if k is not None]:
             at = [r for r in sweep if r["threshold"] == t]
             rows.append({"model": label, "threshold": threshold_name(t), "seeds": len(at),
-                         **{k: mean_sd([float(r[k]) for r in at]) for k in TRUNCATION_COLUMNS}})
+                         **{k: mean_sd([float(r[k]) for r in at]) for k in TRUNCATION_COLUMNS if k in at[0]}})
     return pd.DataFrame(rows).set_index(["model", "threshold"])
 
 

@@ -14,7 +14,7 @@ from .chapter import published_results, sibling_results
 from .experiments import finite_mean, runs_labelled, summary_table
 
 
-SEPARATION_RULE = "every seed of one beats every seed of the other, or Welch's t-test p < 0.05"
+SEPARATION_RULE = "every seed of one beats every seed of the other, or Welch's t-test p < 0.05 (never with one seed each)"
 
 
 def mean_sd(values: list[float]) -> str:
@@ -32,6 +32,8 @@ def separated(better: list[float], worse: list[float], higher_is_better: bool) -
     a, b = [sign * v for v in better], [sign * v for v in worse]
     if not a or not b:
         return False, "no data"
+    if len(a) < 2 and len(b) < 2:  # one draw each shows no seed-to-seed spread: never a separation
+        return False, "one seed each: cannot separate"
     if min(a) > max(b):
         return True, f"every seed ordered ({len(a)} vs {len(b)})"
     if len(a) < 2 or len(b) < 2:
