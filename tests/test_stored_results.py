@@ -80,30 +80,63 @@ def _has_noise_inputs(G) -> bool:
         return not torch.equal(a, G(z, c))
 
 
-@pytest.mark.parametrize("name, profile, run", RUNS)
-def test_stored_numbers_rederive_from_stored_generators(name, profile, run):
+def _scores(run: dict, fake) -> dict:
+    """The evaluation metrics of `fake` against the run's real data, with the run's own evaluation settings."""
     from r3gan_core.data import load_dataset
-    from r3gan_core.sampling import generate_images
     from r3gan_core.metrics import evaluate_images
 
     s = run["settings"]
-    G = chapter.stored_generator(name, profile, run)
-    fake = generate_images(G, s["num_samples"], seed=run["seed"])
     real = load_dataset(s["dataset"], max_items=s["max_items"], seed=run["seed"]).images
-    scores = evaluate_images(real, fake, stacked=real.shape[1] == 3,
-                             num_samples=s.get("real_samples") or s["num_samples"], seed=run["seed"],
-                             **(s.get("eval") or {}))
-    final = run["evaluations"][-1]
-    assert final["images_seen"] == run["images_seen"]
-    stochastic = _has_noise_inputs(G)
+    return evaluate_images(real, fake, stacked=real.shape[1] == 3,
+                           num_samples=s.get("real_samples") or s["num_samples"], seed=run["seed"],
+                           **(s.get("eval") or {}))
+
+
+def _assert_rederived(stored_values: dict, scores: dict, keys, stochastic: bool) -> None:
     modes_tol = STOCHASTIC_MODES_TOLERANCE if stochastic else MODES_TOLERANCE
     rel_tol = STOCHASTIC_RELATIVE_TOLERANCE if stochastic else RELATIVE_TOLERANCE
-    for key in HEADLINE:
-        stored, again = final[key], scores[key]
+    for key in keys:
+        stored, again = stored_values[key], scores[key]
         if key.startswith("modes"):
             assert abs(again - stored) <= modes_tol, f"{key}: stored {stored}, re-derived {again}"
         else:
             assert math.isclose(again, stored, rel_tol=rel_tol, abs_tol=1e-6), \
                 f"{key}: stored {stored}, re-derived {again}"
+
+
+@pytest.mark.parametrize("name, profile, run", RUNS)
+def test_stored_numbers_rederive_from_stored_generators(name, profile, run):
+    from r3gan_core.sampling import generate_images
+
+    G = chapter.stored_generator(name, profile, run)
+    scores = _scores(run, generate_images(G, run["settings"]["num_samples"], seed=run["seed"]))
+    final = run["evaluations"][-1]
+    assert final["images_seen"] == run["images_seen"]
+    _assert_rederived(final, scores, HEADLINE, _has_noise_inputs(G))
+    for key in HEADLINE:
         if key in run:  # the summary the tables show is the final evaluation
-            assert run[key] == stored
+            assert run[key] == final[key]
+
+
+# The BigGAN chapter's truncation sweeps: every stored row is re-sampled from its run's stored generator.
+SWEEPS = [(name, profile, record, label, row) for name, profile, record in STORED
+          for label, rows in record["metrics"].get("truncation", {}).items() for row in rows]
+
+
+def _sweep_run(record: dict, label: str, seed: int) -> dict:
+    return next(r for r in record["metrics"]["runs"] if r["label"] == label and r["seed"] == seed)
+
+
+@pytest.mark.parametrize("name, profile, record, label, row", [
+    pytest.param(*s, id=f"{s[0]}-{s[1]}-{s[3]}-s{s[4]['seed']}-t{s[4]['threshold']}") for s in SWEEPS])
+def test_stored_truncation_sweeps_rederive_from_stored_generators(name, profile, record, label, row):
+    from r3gan_core.book import biggan_study
+
+    run = _sweep_run(record, label, row["seed"])
+    columns = [k for k in biggan_study.TRUNCATION_COLUMNS if k in row]
+    if row["threshold"] is None:  # the untruncated row is the run's own final evaluation (same draw, same data)
+        _assert_rederived(run["evaluations"][-1], row, columns, stochastic=False)
+        return
+    G = chapter.stored_generator(name, profile, run)
+    fake = biggan_study.truncation_samples(G, row["threshold"], run["settings"]["num_samples"], row["seed"])
+    _assert_rederived(row, _scores(run, fake), columns, _has_noise_inputs(G))
