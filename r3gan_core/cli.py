@@ -76,7 +76,8 @@ _IMAGE_FIELDS = ("total_images", "log_every", "sample_every", "checkpoint_every"
 _SCHEDULE_FIELDS = ("gamma", "lr", "beta2", "ema_half_life")
 _HELP = {
     "config": "roadmap configuration", "preset": "network and schedule preset",
-    "dataset": "data spec, e.g. digits:8, stacked-digits:16, mnist:/path (default: the preset's)",
+    "dataset": "data spec, e.g. digits:8, stacked-digits:16, mnist:/path, folder:/path; a path spec ending in "
+               "@R resizes to R px, e.g. folder:/path@64 (default: the preset's)",
     "network": "networks.build override KEY=VALUE (repeatable), e.g. widths=32,32",
     "gamma": "R1/R2 weight: a number or 'base,final'", "lr": "learning rate: a number or 'base,final'",
     "beta2": "Adam beta2: a number or 'base,final'", "ema_half_life": "EMA half-life in images: number or 'base,final'",

@@ -14,6 +14,7 @@ Specs (scheme, then ':' and an argument):
 ``cifar10:/folder``         the CIFAR-10 python pickles (``data_batch_1`` .. ``data_batch_5``); 32 px RGB.
 ``folder:/folder``          PNG / JPEG files (searched recursively), optional StyleGAN ``dataset.json``.
 ``zip:/file.zip``           the same inside a zip archive.
+``folder:/folder@64``       any path scheme with a trailing ``@R``: resize to R px (same as resolution=R).
 ==========================  =============================================================================
 
 Resolution rules (one place, `_final_resolution`): every resolution is a power of two >= 4. `resolution=None`
@@ -21,7 +22,12 @@ keeps the native size (digits 8, MNIST 32 after padding, CIFAR 32, a folder's si
 resolution resizes (bilinear, antialiased). Folders and zips whose images have different sizes are an error
 unless a resolution is given, in which case every image is resized to it; a folder of one size that is not a
 power of two (e.g. 28 px) is an error that asks for a resolution. Non-square images are always an error (no
-implicit cropping).
+implicit cropping). A resolution is given either as `resolution=` or in the spec itself, ``digits:16`` or
+``folder:/data@64`` (the only way on the command line, where ``--dataset`` takes a spec); when both are given
+they must agree. A path that really ends in ``@digits`` and exists is read as that path.
+
+Every image is read and checked while loading (empty sets, corrupt zip members, undecodable or
+decompression-bomb images are ValueErrors naming the file), so bad data fails before a run writes anything.
 
 `max_items`: for stacked specs, the number of stacked images (default `STACKED_DEFAULT_ITEMS`); otherwise a
 seeded random subset of that size, kept in file order (like StyleGAN2-ADA's ``max_size``).
@@ -32,9 +38,12 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import math
 import pickle
+import shlex
 import struct
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
@@ -86,8 +95,11 @@ class ImageDataset(Dataset):
         self._stacked_cache: Tensor | None = None
         self.labels = labels
         self.name = name
+        observed = int(labels.max()) + 1 if labels is not None and len(labels) else 0
         if num_classes is None:
-            num_classes = int(labels.max()) + 1 if labels is not None and len(labels) else 0
+            num_classes = observed
+        elif observed > num_classes:
+            raise ValueError(f"{name}: label {observed - 1} does not fit num_classes={num_classes}")
         self.num_classes = num_classes
 
     @property
@@ -225,15 +237,58 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return scheme, argument
 
 
-def _final_resolution(native: int | None, requested: int | None, what: str) -> int:
-    """The resolution to deliver: the requested one if given, else the native one (both validated)."""
+def _next_power_of_two(size: int | None) -> int:
+    """The smallest power of two >= max(size, 4): the resolution to suggest for images of `size` px."""
+    return max(4, 1 << (int(size or 4) - 1).bit_length())
+
+
+def _resolution_hint(suggestion: int, spec_form: str | None) -> str:
+    """How to ask for a resolution, in Python and (when the spec is known) on the command line."""
+    python = f"in Python pass resolution={suggestion} to load_dataset"
+    if spec_form is None:
+        return python
+    return (f"{python}; on the command line end the spec with @{suggestion}: "
+            f"--dataset {shlex.quote(f'{spec_form}@{suggestion}')}")
+
+
+def _final_resolution(native: int | None, requested: int | None, what: str, spec_form: str | None = None) -> int:
+    """The resolution to deliver: the requested one if given, else the native one (both validated).
+
+    spec_form: the spec without a resolution (e.g. 'folder:/data'), so the error can show the '@R' form.
+    """
     if requested is not None:
         return require_resolution(requested)
     if native is None or not is_power_of_two(native) or native < 4:
-        suggestion = max(4, 1 << (int(native or 4) - 1).bit_length())
-        raise ValueError(f"{what} has native size {native}, not a power of two >= 4; pass resolution=... "
-                         f"(e.g. {suggestion}) to resize")
+        hint = _resolution_hint(_next_power_of_two(native), spec_form)
+        raise ValueError(f"{what} has native size {native}, not a power of two >= 4; resize it: {hint}")
     return native
+
+
+def split_path_resolution(argument: str, spec: str) -> tuple[str, int | None]:
+    """Split a path scheme's argument '/data@64' into ('/data', 64); no '@digits' suffix gives (argument, None).
+
+    A path that itself ends in '@digits' and exists is read as that path (no resolution).
+    """
+    head, at, tail = argument.rpartition("@")
+    if not at or not (tail.isascii() and tail.isdigit()) or not head or Path(argument).expanduser().exists():
+        return argument, None
+    resolution = int(tail)
+    try:
+        require_resolution(resolution)
+    except ValueError:
+        raise ValueError(f"dataset spec {spec!r}: the resolution after '@' must be a power of two >= 4 "
+                         f"(4, 8, 16, 32, ...), got {resolution}") from None
+    return head, resolution
+
+
+def _reconcile_resolution(from_spec: int | None, resolution: int | None, spec: str) -> int | None:
+    """The resolution written in the spec reconciled with the `resolution` argument (they must agree)."""
+    if from_spec is None:
+        return resolution
+    if resolution is not None and resolution != from_spec:
+        raise ValueError(f"dataset spec {spec!r} says resolution {from_spec} but resolution={resolution} "
+                         "was passed; give one or make them agree")
+    return from_spec
 
 
 def _existing(path_text: str, spec_scheme: str) -> Path:
@@ -265,10 +320,7 @@ def _spec_resolution(argument: str, resolution: int | None, spec: str) -> int | 
     except ValueError:
         raise ValueError(f"dataset spec {spec!r}: expected a resolution after ':', e.g. 'digits:16'") from None
     require_resolution(from_spec)
-    if resolution is not None and resolution != from_spec:
-        raise ValueError(f"dataset spec {spec!r} says resolution {from_spec} but resolution={resolution} "
-                         "was passed; give one or make them agree")
-    return from_spec
+    return _reconcile_resolution(from_spec, resolution, spec)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -302,10 +354,11 @@ def parse_idx(data: bytes, expected_magic: int, source: str) -> np.ndarray:
     if len(data) < header:
         raise ValueError(f"{source}: truncated IDX header")
     dims = struct.unpack(f">{ndim}I", data[4:header])
-    expected = int(np.prod(dims))
-    if len(data) - header != expected:
-        raise ValueError(f"{source}: IDX dims {dims} need {expected} data bytes, found {len(data) - header} "
-                         "(truncated or corrupt file)")
+    expected = math.prod(dims)  # Python ints: np.prod would overflow int64 on a corrupt header
+    found = len(data) - header
+    if found != expected:
+        problem = "truncated or corrupt file" if found < expected else "extra bytes after the data"
+        raise ValueError(f"{source}: IDX dims {dims} need {expected:,} data bytes, found {found:,} ({problem})")
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
 
 
@@ -328,6 +381,12 @@ def read_mnist(folder: Path) -> tuple[Tensor, Tensor]:
     label_path = _find_idx(folder, ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte"))
     images = parse_idx(_read_maybe_gzip(image_path), IDX_IMAGES_MAGIC, str(image_path))
     labels = parse_idx(_read_maybe_gzip(label_path), IDX_LABELS_MAGIC, str(label_path))
+    if len(images) == 0:
+        raise ValueError(f"{image_path} holds zero images (IDX dims {images.shape}); an MNIST dataset needs at "
+                         f"least one image (labels file: {label_path})")
+    if images.shape[1] == 0 or images.shape[2] == 0:
+        raise ValueError(f"{image_path}: images are {images.shape[1]} x {images.shape[2]} pixels; each needs at "
+                         "least one pixel")
     if len(images) != len(labels):
         raise ValueError(f"{image_path} has {len(images)} images but {label_path} has {len(labels)} labels")
     if images.shape[1] != images.shape[2]:
@@ -399,6 +458,9 @@ def read_cifar10(folder: Path) -> tuple[Tensor, Tensor]:
     parts = [read_cifar_batch(p) for p in paths]
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
+    if len(images) == 0:
+        raise ValueError(f"the CIFAR-10 batches in {folder} hold zero images ({', '.join(p.name for p in paths)} "
+                         "each have an empty b'data'); a dataset needs at least one image")
     return uint8_to_unit_range(images), torch.as_tensor(labels)
 
 
@@ -406,19 +468,56 @@ def read_cifar10(folder: Path) -> tuple[Tensor, Tensor]:
 # Image folders and zips (the StyleGAN dataset layout: images plus an optional dataset.json of labels)
 
 GRAYSCALE_MODES = ("1", "L", "LA")
+MAX_LABEL = 2**31  # class labels from dataset.json lie in [0, MAX_LABEL)
+
+
+def _error_name(error: BaseException) -> str:
+    """An exception's class name for a message, with its module unless builtin ('zlib.error', 'OSError')."""
+    cls = type(error)
+    return cls.__name__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__name__}"
 
 
 def _decode_image(data: bytes, source: str) -> np.ndarray:
-    """Decode PNG/JPEG bytes to uint8 H x W (grayscale) or H x W x 3 (anything else, converted to RGB)."""
+    """Decode PNG/JPEG bytes to uint8 H x W (grayscale) or H x W x 3 (anything else, converted to RGB).
+
+    Every failure is a ValueError naming `source`: undecodable bytes, and images above PIL's decompression-bomb
+    limit (`PIL.Image.MAX_IMAGE_PIXELS`; PIL's warning between 1x and 2x that limit is treated as an error too).
+    """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            image = image.convert("L" if image.mode in GRAYSCALE_MODES else "RGB")
-            return np.asarray(image, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"cannot read image {source}: {error}") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()
+                image = image.convert("L" if image.mode in GRAYSCALE_MODES else "RGB")
+                return np.asarray(image, dtype=np.uint8)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ValueError(f"image {source} is too large to decode safely: {error} (PIL's decompression bomb "
+                         f"guard, PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS})") from None
+    except UnidentifiedImageError:
+        raise ValueError(f"cannot read image {source}: not a PNG or JPEG file PIL can identify") from None
+    except Exception as error:  # PIL's decoders raise many types on bad bytes; all mean "cannot read this file"
+        raise ValueError(f"cannot read image {source}: {_error_name(error)}: {error}") from None
+
+
+def _integer_label(value: object, fname: str, source: str) -> int:
+    """A class label from dataset.json as an int; ValueError for anything but a whole number (1 or 1.0)."""
+    whole = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value) and value.is_integer())
+    if isinstance(value, bool) or not whole or not 0 <= value < MAX_LABEL:
+        raise ValueError(f"{source}: the label of {fname!r} must be a whole number in [0, {MAX_LABEL}), got "
+                         f"{value!r} (one class index per image; label vectors are not supported)")
+    return int(value)
+
+
+def _decode_text(data: bytes, source: str) -> str:
+    """UTF-8 text of a metadata file; ValueError naming it when the bytes are not UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{source} is not UTF-8 text: {error}") from None
 
 
 def _parse_labels_json(text: str, source: str, names: list[str]) -> Tensor | None:
@@ -430,22 +529,27 @@ def _parse_labels_json(text: str, source: str, names: list[str]) -> Tensor | Non
     raw = content.get("labels") if isinstance(content, dict) else None
     if raw is None:
         return None
-    try:
-        table = {str(PurePosixPath(fname)): int(label) for fname, label in raw}
-    except (TypeError, ValueError):
-        raise ValueError(f"{source}: 'labels' must be a list of [file name, integer label] pairs") from None
+    pairs_error = ValueError(f"{source}: 'labels' must be a list of [file name, integer label] pairs")
+    if not isinstance(raw, list):
+        raise pairs_error
+    table = {}
+    for pair in raw:
+        if not isinstance(pair, list) or len(pair) != 2 or not isinstance(pair[0], str):
+            raise pairs_error
+        table[str(PurePosixPath(pair[0]))] = _integer_label(pair[1], pair[0], source)
     missing = [n for n in names if n not in table]
     if missing:
         raise ValueError(f"{source} has no label for {len(missing)} image(s), e.g. {missing[0]!r}")
-    labels = torch.tensor([table[n] for n in names], dtype=torch.long)
-    if len(labels) and labels.min() < 0:
-        raise ValueError(f"{source}: labels must be integers >= 0")
-    return labels
+    return torch.tensor([table[n] for n in names], dtype=torch.long)
 
 
-def _images_to_tensor(arrays: list[np.ndarray], names: list[str], resolution: int | None,
-                      where: str) -> Tensor:
-    """Stack decoded images into N x C x R x R in [-1, 1], applying the folder resolution rules."""
+def _images_to_tensor(arrays: list[np.ndarray], names: list[str], resolution: int | None, where: str,
+                      spec_form: str | None = None) -> Tensor:
+    """Stack decoded images into N x C x R x R in [-1, 1], applying the folder resolution rules.
+
+    spec_form: the dataset's spec without a resolution (e.g. 'folder:/data'), used to tell command-line users
+    how to ask for one ('folder:/data@64').
+    """
     sizes = sorted({a.shape[:2] for a in arrays})
     non_square = [n for n, a in zip(names, arrays) if a.shape[0] != a.shape[1]]
     if non_square:
@@ -453,8 +557,9 @@ def _images_to_tensor(arrays: list[np.ndarray], names: list[str], resolution: in
         raise ValueError(f"{where}: images must be square, {non_square[0]!r} is {a.shape[1]} x {a.shape[0]}")
     if len(sizes) > 1 and resolution is None:
         shown = ", ".join(f"{h}x{w}" for h, w in sizes[:6])
-        raise ValueError(f"{where}: images have mixed sizes ({shown}); pass resolution=... to resize them all")
-    target = _final_resolution(sizes[0][0] if len(sizes) == 1 else None, resolution, where)
+        hint = _resolution_hint(_next_power_of_two(sizes[-1][0]), spec_form)
+        raise ValueError(f"{where}: images have mixed sizes ({shown}); resize them all to one resolution: {hint}")
+    target = _final_resolution(sizes[0][0] if len(sizes) == 1 else None, resolution, where, spec_form)
     gray = all(a.ndim == 2 for a in arrays)
     tensors = []
     for a in arrays:
@@ -467,22 +572,35 @@ def _images_to_tensor(arrays: list[np.ndarray], names: list[str], resolution: in
 
 def _load_image_collection(entries: list[tuple[str, Callable[[], bytes]]], labels_json: tuple[str, str] | None,
                            resolution: int | None, max_items: int | None, seed: int, where: str,
-                           name: str) -> ImageDataset:
-    """Shared body of folder: and zip:. `entries` are (posix relative name, reader) pairs, sorted."""
+                           name: str, scheme: str) -> ImageDataset:
+    """Shared body of folder: and zip:. `entries` are (posix relative name, reader) pairs, sorted.
+
+    Every kept image is read and decoded here, so a bad file fails the load, never a later training step.
+    num_classes counts the classes of the whole labelled set (max label + 1), also when max_items keeps a subset.
+    """
     if not entries:
         raise ValueError(f"{where} holds no images with suffix {', '.join(IMAGE_SUFFIXES)}")
     names = [n for n, _ in entries]
     labels = _parse_labels_json(labels_json[1], labels_json[0], names) if labels_json else None
+    num_classes = int(labels.max()) + 1 if labels is not None else None
     keep = seeded_subset(len(entries), max_items, seed)
     arrays = [_decode_image(entries[i][1](), f"{where}/{entries[i][0]}") for i in keep]
-    images = _images_to_tensor(arrays, [names[i] for i in keep], resolution, where)
+    images = _images_to_tensor(arrays, [names[i] for i in keep], resolution, where, f"{scheme}:{where}")
     if labels is not None:
         labels = labels[torch.as_tensor(keep)]
-    return ImageDataset(images, labels, f"{name}-{images.shape[-1]}")
+    return ImageDataset(images, labels, f"{name}-{images.shape[-1]}", num_classes=num_classes)
 
 
 def _is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def _read_file(path: Path) -> bytes:
+    """The bytes of one dataset file; ValueError naming it when it cannot be read (permissions, I/O errors)."""
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error}") from None
 
 
 def load_folder(path: Path, resolution: int | None, max_items: int | None, seed: int) -> ImageDataset:
@@ -491,10 +609,27 @@ def load_folder(path: Path, resolution: int | None, max_items: int | None, seed:
         raise ValueError(f"folder dataset path must be a directory, got {path}")
     files = sorted((p.relative_to(path).as_posix(), p) for p in path.rglob("*")
                    if p.is_file() and _is_image_name(p.name))
-    entries = [(rel, (lambda p=p: p.read_bytes())) for rel, p in files]
+    entries = [(rel, (lambda p=p: _read_file(p))) for rel, p in files]
     meta = path / "dataset.json"
-    labels_json = (str(meta), meta.read_text()) if meta.is_file() else None
-    return _load_image_collection(entries, labels_json, resolution, max_items, seed, str(path), path.name)
+    labels_json = (str(meta), _decode_text(_read_file(meta), str(meta))) if meta.is_file() else None
+    return _load_image_collection(entries, labels_json, resolution, max_items, seed, str(path), path.name,
+                                  "folder")
+
+
+# What reading one zip member can raise: a bad CRC or header (BadZipFile), a corrupt deflate/bzip2/lzma stream
+# (zlib.error, OSError, EOFError, ValueError), an unsupported compression method (NotImplementedError), or
+# an encrypted member (RuntimeError).
+_ZIP_MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError,
+                      RuntimeError)
+
+
+def _read_member(archive: zipfile.ZipFile, path: Path, member: str) -> bytes:
+    """The bytes of one zip member; ValueError naming the zip and the member when it cannot be extracted."""
+    try:
+        return archive.read(member)
+    except _ZIP_MEMBER_ERRORS as error:
+        raise ValueError(f"{path}: cannot read member {member!r} (corrupt or unsupported entry): "
+                         f"{_error_name(error)}: {error}") from None
 
 
 def load_zip(path: Path, resolution: int | None, max_items: int | None, seed: int) -> ImageDataset:
@@ -507,21 +642,13 @@ def load_zip(path: Path, resolution: int | None, max_items: int | None, seed: in
         raise ValueError(f"{path} is not a readable zip archive: {error}") from None
     with archive:
         members = sorted(n for n in archive.namelist() if not n.endswith("/") and _is_image_name(n))
-
-        def reader(member: str) -> Callable[[], bytes]:
-            def read() -> bytes:
-                try:
-                    return archive.read(member)
-                except (zipfile.BadZipFile, OSError, EOFError) as error:
-                    raise ValueError(f"{path}: cannot read member {member!r}: {error}") from None
-            return read
-
-        entries = [(m, reader(m)) for m in members]
+        entries = [(m, (lambda m=m: _read_member(archive, path, m))) for m in members]
         labels_json = None
         if "dataset.json" in archive.namelist():
-            labels_json = (f"{path}/dataset.json", archive.read("dataset.json").decode("utf-8"))
+            source = f"{path}/dataset.json"
+            labels_json = (source, _decode_text(_read_member(archive, path, "dataset.json"), source))
         return _load_image_collection(entries, labels_json, resolution, max_items, seed, str(path),
-                                      path.stem)
+                                      path.stem, "zip")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -566,7 +693,9 @@ def load_dataset(spec: str, resolution: int | None = None, *, max_items: int | N
             return ImageDataset(images, labels, f"digits-{target}", num_classes=10)
         return _stacked(images, labels, max_items, seed, f"stacked-digits-{target}")
 
-    path = _existing(argument, scheme)
+    path_text, from_spec = split_path_resolution(argument, spec)
+    resolution = _reconcile_resolution(from_spec, resolution, spec)
+    path = _existing(path_text, scheme)
     if scheme in ("mnist", "stackedmnist"):
         images, labels = _mnist_padded(path)
         images = resize_images(images, _final_resolution(images.shape[-1], resolution, spec))
@@ -594,9 +723,10 @@ def describe_schemes() -> str:
         "cifar10:/folder       CIFAR-10 python pickles (data_batch_1..5)",
         "folder:/folder        PNG/JPEG images (+ optional dataset.json labels)",
         "zip:/file.zip         the same inside a zip",
+        "SPEC@R                any path spec above resized to R px, e.g. folder:/folder@64, zip:/file.zip@32",
     ])
 
 
 __all__ = ["SCHEMES", "STACKED_DEFAULT_ITEMS", "ImageDataset", "load_dataset", "parse_spec",
-           "require_resolution", "resize_images", "pad_to", "sklearn_digits", "read_mnist", "parse_idx",
-           "read_cifar10", "read_cifar_batch", "describe_schemes"]
+           "split_path_resolution", "require_resolution", "resize_images", "pad_to", "sklearn_digits",
+           "read_mnist", "parse_idx", "read_cifar10", "read_cifar_batch", "describe_schemes"]
