@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import typing
 from pathlib import Path
@@ -214,6 +215,12 @@ def _latents_and_labels(G, n: int, truncation: float | None, seed: int, class_in
     return z, c
 
 
+def _require_truncation(truncation: float | None) -> None:
+    """ValueError naming --truncation unless it is None (no truncation) or a finite number > 0."""
+    if truncation is not None and not (math.isfinite(truncation) and truncation > 0):
+        raise ValueError(f"--truncation must be a positive number, got {truncation}")
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
@@ -223,6 +230,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
+    _require_truncation(args.truncation)
     suffixes = (".png", ".pt", ".npz")
     for out in args.out:
         if Path(out).suffix.lower() not in suffixes:

@@ -83,6 +83,18 @@ def test_errors_are_clear(run_dir, capsys, tmp_path):
     assert "has no built-in data" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["0", "-1", "-0.5", "nan", "inf", "-inf"])
+def test_sample_truncation_must_be_a_positive_number(tmp_path, capsys, value):
+    """Checked before the checkpoint is opened (it does not exist here) and reported under the flag's name."""
+    out = tmp_path / "grid.png"
+    code = main(["sample", "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(out), f"--truncation={value}"])
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT == 2
+    assert err.startswith("r3gan sample: error: --truncation must be a positive number, got ")
+    assert value.lstrip("-") in err and "threshold" not in err and "checkpoint" not in err
+    assert "Traceback" not in err and not out.exists()
+
+
 def test_flags_mirror_train_config():
     args = build_parser().parse_args(["train", "--gamma", "2,0.2", "--lr", "1e-3", "--total-images", "64k",
                                       "--no-ema", "--network", "widths=32,32", "--network", "expansion=2"])
