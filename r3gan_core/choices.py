@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Iterable
 
 
@@ -14,7 +16,9 @@ def require_choice(what: str, value: object, choices: Iterable[object]) -> None:
 
 
 def require_positive(what: str, value: float, *, allow_zero: bool = False) -> None:
-    """Raise ValueError if `value` is not > 0 (or >= 0 when allow_zero)."""
+    """Raise ValueError if `value` is not a finite number > 0 (or >= 0 when allow_zero)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
     ok = value >= 0 if allow_zero else value > 0
     if not ok:
         bound = ">= 0" if allow_zero else "> 0"

@@ -7,7 +7,10 @@
 
 `train`'s flags mirror TrainConfig's fields (config -> --config, total_images -> --total-images, ...).
 With --resume, the run's settings come from the checkpoint and only the flags you pass change them (a longer
---total-images, say). Exit status: 0 ok, 2 bad input, 3 the run diverged (the last good checkpoint is kept).
+--total-images, say). A fresh run refuses an --out-dir that already holds a run: --resume continues it,
+--overwrite replaces it. One process per run folder (a second one refuses while the first runs). Ctrl-C or
+SIGTERM checkpoints at the end of the current step. Exit status: 0 ok, 2 bad input, 3 the run diverged (the last
+good checkpoint is kept), 130 interrupted (checkpointed; continue with --resume).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -80,11 +84,14 @@ _HELP = {
     "dataset": "data spec, e.g. digits:8, stacked-digits:16, mnist:/path, folder:/path; a path spec ending in "
                "@R resizes to R px, e.g. folder:/path@64 (default: the preset's)",
     "network": "networks.build override KEY=VALUE (repeatable), e.g. widths=32,32",
-    "gamma": "R1/R2 weight: a number or 'base,final'", "lr": "learning rate: a number or 'base,final'",
+    "gamma": "R1/R2 weight: a number or 'base,final'",
     "beta2": "Adam beta2: a number or 'base,final'", "ema_half_life": "EMA half-life in images: number or 'base,final'",
     "resume": "continue from PATH (default with no PATH: OUT_DIR/checkpoint.pt when present)",
     "pl_interval": "path length every k G steps (0 = off)", "ortho_beta": "BigGAN orthogonal penalty on G (e.g. 1e-4)",
     "amp": "'auto' = bf16 autocast on CUDA only", "device": "auto, cpu, cuda, cuda:1 or mps",
+    "out_dir": "the run folder (checkpoint.pt, log.jsonl, ...); a fresh run refuses one that holds a run",
+    "overwrite": "start over in an --out-dir that holds a run, replacing its checkpoint and logs",
+    "lr": "learning rate (> 0): a number or 'base,final'",
 }
 
 
@@ -170,6 +177,9 @@ def train_config_from_args(args: argparse.Namespace):
         given["network"] = dict(given["network"])
     base = TrainConfig()
     resume = given.get("resume")
+    if resume == "auto" and not given.get("out_dir"):
+        raise ValueError("--resume without PATH continues the run in --out-dir: pass --out-dir DIR "
+                         "(or --resume PATH/checkpoint.pt)")
     if resume is not None:
         if resume == "auto":
             out_dir = given.get("out_dir")
@@ -184,15 +194,33 @@ def train_config_from_args(args: argparse.Namespace):
     return dataclasses.replace(base, **given)
 
 
+def check_train_flags(cfg) -> None:
+    """What can be checked before data loads: the device, the --network overrides, the schedule's values."""
+    from .networks import network_config
+    from .training import recipe_for
+
+    device_flag(cfg.device)
+    try:
+        network_config(cfg.config, cfg.preset, cfg.conditional, **cfg.network)
+    except ValueError as err:
+        raise ValueError(f"--network: {err}") from None
+    recipe_for(cfg)  # its errors name the setting (lr, gamma, pl_interval, ...)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .training import train
 
     cfg = train_config_from_args(args)
+    check_train_flags(cfg)
     result = train(cfg)
     summary = {"status": result.status, "images_seen": result.images_seen, "steps": result.steps,
                "wall_time_s": round(result.wall_time, 2), "checkpoint": result.checkpoint_path,
                "log": result.log_path, "message": result.message}
     print(json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in summary.items()}, indent=2))
+    if result.status == "interrupted":
+        print(f"r3gan train: interrupted at {result.images_seen:,} images; the checkpoint {result.checkpoint_path} "
+              "holds the run: continue with --resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0 if result.status == "ok" else EXIT_DIVERGED
 
 
@@ -215,6 +243,30 @@ def _latents_and_labels(G, n: int, truncation: float | None, seed: int, class_in
     return z, c
 
 
+def device_flag(name: str) -> str:
+    """--device checked against what this machine has (report.pick_device), named in the error."""
+    from .report import pick_device
+
+    try:
+        return str(pick_device(name))
+    except ValueError as err:
+        raise ValueError(f"--device: {err}") from None
+
+
+def check_output_file(out: str | Path, checkpoint: str | Path, flag: str = "--out") -> Path:
+    """An output path that is safe to write: not the checkpoint being read, not a folder, not read-only."""
+    import os
+
+    path, ckpt = Path(out), Path(checkpoint)
+    if path.exists() and ckpt.exists() and os.path.samefile(path, ckpt) or path.resolve() == ckpt.resolve():
+        raise ValueError(f"{flag} {out} is the checkpoint being read ({checkpoint}): choose another file")
+    if path.is_dir():
+        raise ValueError(f"{flag} {out} is a folder: give a file name")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"{flag} {out} exists and is read-only: choose another file or make it writable")
+    return path
+
+
 def _require_truncation(truncation: float | None) -> None:
     """ValueError naming --truncation unless it is None (no truncation) or a finite number > 0."""
     if truncation is not None and not (math.isfinite(truncation) and truncation > 0):
@@ -235,7 +287,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     for out in args.out:
         if Path(out).suffix.lower() not in suffixes:
             raise ValueError(f"--out {out!r}: unknown file type; valid suffixes: {', '.join(suffixes)}")
-    G, cfg = load_generator(args.checkpoint, args.which, args.device)
+        check_output_file(out, args.checkpoint)
+    G, cfg = load_generator(args.checkpoint, args.which, device_flag(args.device))
     z, c = _latents_and_labels(G, args.n, args.truncation, args.seed, args.class_index, cfg.conditional)
     images = sample_images(G, z, c, args.device)
     for out in args.out:
@@ -266,7 +319,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.num_samples < 2:
         raise ValueError(f"--num-samples must be >= 2, got {args.num_samples}")
-    G, cfg = load_generator(args.checkpoint, args.which, args.device)
+    if args.out:
+        check_output_file(args.out, args.checkpoint)
+    G, cfg = load_generator(args.checkpoint, args.which, device_flag(args.device))
     spec = args.dataset or dataset_spec(cfg)
     scheme, _ = parse_spec(spec)
     if scheme not in _DIGIT_SCHEMES:
@@ -298,6 +353,11 @@ def main(argv: list[str] | None = None) -> int:
         return command(args)
     except (ValueError, FileNotFoundError) as err:
         print(f"r3gan {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as err:  # a full disk, a folder that went away: atomic writes kept the last good files
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"r3gan {args.command}: error: could not read or write a file{where}: {err.strerror or err}; "
+              "files already written are left as they were", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 

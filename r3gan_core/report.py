@@ -21,15 +21,40 @@ from typing import IO, Any
 import torch
 
 
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N, mps"
+
+
 def pick_device(prefer: str = "auto") -> torch.device:
-    """CUDA, then MPS, then CPU for 'auto'; or the named device ('cpu', 'cuda', 'cuda:1', 'mps')."""
+    """CUDA, then MPS, then CPU for 'auto'; or the named device ('cpu', 'cuda', 'cuda:1', 'mps'). ValueError for a
+    name torch does not know or a device this machine does not have, naming the valid choices here."""
     if prefer != "auto":
-        return torch.device(prefer)
+        return _named_device(prefer)
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _named_device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device {name!r} is not a device name; valid choices: {DEVICE_CHOICES}") from None
+    here = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        here += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    here += ["mps"] if mps else []
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: this machine has no CUDA GPU; valid choices here: {', '.join(here)}")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r}: there is no such GPU; valid choices here: {', '.join(here)}")
+    if device.type == "mps" and not mps:
+        raise ValueError(f"device {name!r}: MPS is not available here; valid choices here: {', '.join(here)}")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {name!r} is not supported; valid choices: {DEVICE_CHOICES}")
+    return device
 
 
 def device_description(device: torch.device | str | None = None) -> str:

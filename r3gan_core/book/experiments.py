@@ -129,6 +129,8 @@ def train_and_evaluate(cfg: TrainConfig, label: str, evaluations: int = 1, num_s
             if progress.get("status") == "diverged" or any(e["images_seen"] == point for e in evals[:-1]):
                 continue  # made before this process started (the last one is remade: it gives the grid)
             result = train(copy_config(base, total_images=point))
+            if result.status == "interrupted":  # checkpointed: running the chapter again continues here
+                raise KeyboardInterrupt(result.message)
             wall += result.wall_time
             if result.status != "ok":
                 progress.update(status=result.status, message=result.message, images_seen=result.images_seen,

@@ -41,6 +41,38 @@ OVERRIDES: dict[str, tuple[str, ...]] = {
 }
 
 
+# What each override's value must be (checked before any network is built, so a typo names its key).
+_POSITIVE_INTS = ("resolution", "channels", "z_dim", "w_dim", "mapping_layers", "blocks_per_stage",
+                  "channels_per_group", "g_embed_dim", "d_embed_dim", "channel_base", "channel_max",
+                  "mbstd_group_size")
+_POSITIVE_NUMBERS = ("expansion", "mapping_lr_multiplier")
+
+
+def check_override_values(overrides: dict[str, Any]) -> None:
+    """ValueError naming the override and what it must be: positive whole numbers for sizes, a list of positive
+    whole numbers for `widths`, a list of numbers for `fir_taps`, a bool for `output_skips`."""
+    def whole(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+    for key, value in overrides.items():
+        if key in _POSITIVE_INTS and not whole(value):
+            raise ValueError(f"network override {key}={value!r}: must be a positive whole number")
+        if key == "num_classes" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            raise ValueError(f"network override num_classes={value!r}: must be a whole number >= 0")
+        if key in _POSITIVE_NUMBERS and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                             and value > 0):
+            raise ValueError(f"network override {key}={value!r}: must be a positive number")
+        if key == "widths" and not (isinstance(value, (list, tuple)) and value and all(map(whole, value))):
+            raise ValueError(f"network override widths={value!r}: must be a comma list of positive whole numbers, "
+                             "one per stage from 4x4 up to the resolution (e.g. widths=64,64,32)")
+        if key == "fir_taps" and not (isinstance(value, (list, tuple)) and value and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value) and sum(value) != 0):
+            raise ValueError(f"network override fir_taps={value!r}: must be a comma list of numbers with a non-zero "
+                             "sum (e.g. fir_taps=1,3,3,1)")
+        if key == "output_skips" and not isinstance(value, bool):
+            raise ValueError(f"network override output_skips={value!r}: must be true or false")
+
+
 def _labels(preset: Preset, conditional: bool, overrides: dict[str, Any]) -> int:
     """Number of classes: the preset's (or the override's) when conditional, else 0."""
     n = overrides.pop("num_classes", None)
@@ -63,6 +95,7 @@ def network_config(config: str, preset: str, conditional: bool = False, **overri
     if unknown:
         raise ValueError(f"unknown override(s) {unknown} for config {config!r}; valid choices: "
                          f"{', '.join(OVERRIDES[info.family])}")
+    check_override_values(overrides)
     overrides = dict(overrides)
     resolution = overrides.pop("resolution", p.resolution)
     stages = num_stages(resolution)

@@ -35,7 +35,14 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> d
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:  # truncated, empty, text, another pickle: torch raises many kinds
+        others = sorted(str(p) for p in path.parent.glob("*.pt") if p != path)
+        alternative = (f"other checkpoints in that folder: {', '.join(others)}" if others else
+                       "there is no other checkpoint in that folder; start over with --overwrite")
+        raise ValueError(f"checkpoint {path} is damaged and cannot be read ({type(err).__name__}: "
+                         f"{str(err)[:120]}); {alternative}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not an r3gan checkpoint (expected format {CHECKPOINT_FORMAT!r})")
     return ckpt

@@ -59,6 +59,9 @@ class TrainConfig:
     seed: int = 0
     out_dir: str | None = None  # None = write nothing
     resume: str | None = None  # a checkpoint path, or 'auto' = out_dir/checkpoint.pt if it exists
+    # A fresh run (resume None) refuses an out_dir that already holds a run (checkpoint.pt, log.jsonl): True
+    # replaces that run's files instead.
+    overwrite: bool = False
     log_every: int = 10_000  # images between log records
     sample_every: int | None = None  # images between fixed-noise sample grids (also one at start and end)
     sample_count: int = 64
@@ -87,7 +90,7 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    status: str  # "ok" | "diverged"
+    status: str  # "ok" | "diverged" | "interrupted" (SIGINT / SIGTERM: checkpointed at the end of the step)
     message: str
     images_seen: int
     steps: int
@@ -116,6 +119,8 @@ def recipe_for(cfg: TrainConfig) -> Recipe:
                      penalty_interval=cfg.penalty_interval, style_mixing=cfg.style_mixing)
     recipe = make_recipe(cfg.config, cfg.preset, schedule_images=cfg.schedule_images, **overrides)
     if pl is not None:
+        if pl < 0:
+            raise ValueError(f"pl_interval must be >= 0 (0 = off), got {pl}")
         recipe = dataclasses.replace(recipe, pl_interval=pl if pl > 0 else None)
     return recipe
 

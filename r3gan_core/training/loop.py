@@ -56,6 +56,7 @@ from .config import (AMP_CHOICES, LOG_NAME, SPECTRAL_NAME, TrainConfig, TrainRes
                      dataset_spec, load_data, recipe_for)
 from .ema import make_ema
 from .recipes import Recipe
+from .guards import StopSignals
 from .run_files import RunFiles
 from .steps import RunState, StepContext, apply_schedule, discriminator_step, ema_step, generator_step
 from .stream import BatchStream
@@ -71,20 +72,24 @@ def train(cfg: TrainConfig) -> TrainResult:
         require_positive("threads", cfg.threads)
         torch.set_num_threads(cfg.threads)
     env = dist_utils.setup(cfg.device)
+    files = RunFiles(cfg.out_dir, env.is_main)
     try:
-        return _train(cfg, env)
+        files.check()  # a usable out_dir, before data and networks load
+        with StopSignals(enabled=files.writes) as stop:
+            return _train(cfg, env, files, stop)
     finally:
+        files.release()
         dist_utils.teardown(env)
         torch.set_num_threads(threads_before)
 
 
-def _train(cfg: TrainConfig, env: dist_utils.DistEnv) -> TrainResult:
+def _train(cfg: TrainConfig, env: dist_utils.DistEnv, files: RunFiles, stop: StopSignals) -> TrainResult:
     """The loop: one phase a block, top to bottom."""
     t_start = time.perf_counter()
     ctx, state = prepare(cfg, env)
-    files = RunFiles(cfg.out_dir, env.is_main)
-    log = TrainingLog(cfg, ctx, state, files)
     resume_path = _resume_path(cfg, files.checkpoint)
+    files.claim(fresh=resume_path is None, overwrite=cfg.overwrite)  # locked; never replaces a run unasked
+    log = TrainingLog(cfg, ctx, state, files)
     if resume_path is not None:
         resume(cfg, ctx, state, resume_path)
         log.records, log.spectral = files.history(state.images_seen)
@@ -148,11 +153,17 @@ def _train(cfg: TrainConfig, env: dist_utils.DistEnv) -> TrainResult:
         # Checkpoint at its interval and at the end (a checked step: never a non-finite one).
         if checkpoint_now:
             last_good = save_checkpoint(cfg, ctx, state, files)
+        # Ctrl-C / SIGTERM: a checkpoint at the end of this step, then stop.
+        if stop.requested and not done:
+            last_good = last_good if checkpoint_now else save_checkpoint(cfg, ctx, state, files)
+            status, message = "interrupted", (f"[r3gan] stopped by {stop.requested} at {after:,} images; checkpoint "
+                                              f"{last_good} (continue with --resume).")
+            break
     bar.close()
     state.G.requires_grad_(True)
     state.D.requires_grad_(True)
     wall = time.perf_counter() - t_start
-    if status == "diverged" and env.is_main:
+    if status != "ok" and env.is_main:
         print(message, flush=True)
     metrics_path = files.write_metrics({
         "status": status, "message": message, "images_seen": state.images_seen, "steps": state.step,
@@ -255,7 +266,9 @@ def _resume_path(cfg: TrainConfig, ckpt_path: Path | None) -> Path | None:
     if cfg.resume is None:
         return None
     if cfg.resume == "auto":
-        return ckpt_path if ckpt_path is not None and ckpt_path.is_file() else None
+        if ckpt_path is None:
+            raise ValueError("resume='auto' continues the run in out_dir, but no out_dir was given (--out-dir)")
+        return ckpt_path if ckpt_path.is_file() else None
     path = Path(cfg.resume)
     if not path.is_file():
         raise FileNotFoundError(f"resume: no checkpoint at {path}")
@@ -325,7 +338,8 @@ class TrainingLog:
             grid = sample_images(state.G_ema, self.z_fixed, self.c_fixed, self.ctx.device)
             self.samples.append((state.images_seen, grid))
             self.files.save_samples(state.images_seen, grid)
-        if due(cfg.spectral_every) and self.ctx.env.is_main:
+        measured = bool(self.spectral) and self.spectral[-1]["images_seen"] == state.images_seen  # resumed here
+        if due(cfg.spectral_every) and self.ctx.env.is_main and not measured:
             from ..biggan import spectral_norms
 
             device = self.ctx.device

@@ -223,6 +223,8 @@ def validate_recipe(r: Recipe) -> None:
             raise ValueError(f"batch {r.batch} is not divisible by pl_batch_shrink {r.pl_batch_shrink}")
     if not 0.0 <= r.style_mixing <= 1.0:
         raise ValueError(f"style_mixing must be a probability, got {r.style_mixing}")
+    if r.lr.base <= 0:
+        raise ValueError(f"lr must start > 0 (with lr 0 nothing learns), got {r.lr}")
     for name in ("lr", "gamma", "ema_half_life"):
         s = getattr(r, name)
         if min(s.base, s.final) < 0:

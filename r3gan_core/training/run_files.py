@@ -7,6 +7,7 @@ every weight), samples/<images>.png (fixed-noise grids), config.json and train_m
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from torch import Tensor
 from ..report import atomic_open, jsonable, write_json_atomic
 from ..sampling import save_grid_png
 from .config import CHECKPOINT_NAME, LOG_NAME, METRICS_NAME, SPECTRAL_NAME
+from .guards import RunFolderError, RunLock, check_folder, existing_run, usable_folder
 
 
 def read_log(path: str | Path) -> list[dict[str, Any]]:
@@ -23,10 +25,24 @@ def read_log(path: str | Path) -> list[dict[str, Any]]:
 
 
 def _read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines file. A torn last line (power loss, full disk: the file is appended) is dropped
+    with a warning, since it lies after the last checkpoint anyway; a damaged line before it names its line."""
     path = Path(path)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [(i, line) for i, line in enumerate(path.read_text(errors="replace").splitlines(), 1) if line.strip()]
+    records = []
+    for k, (number, line) in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            if k == len(lines) - 1:
+                print(f"[r3gan] {path}: dropped a torn last record (line {number}: {err.msg}); it was written "
+                      "after the last checkpoint", file=sys.stderr)
+                break
+            raise ValueError(f"{path} line {number} is damaged ({err.msg}); the records after it cannot be "
+                             "trusted: restore the file or start over with --overwrite") from None
+    return records
 
 
 def _rewrite_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
@@ -48,6 +64,31 @@ class RunFiles:
     @property
     def writes(self) -> bool:
         return self.is_main and self.out_dir is not None
+
+    def check(self) -> None:
+        """Before data and networks load: out_dir is (or can become) a writable folder. Writes nothing."""
+        if self.writes:
+            check_folder(self.out_dir)
+
+    def claim(self, fresh: bool, overwrite: bool) -> None:
+        """Create out_dir and lock it for this process; a fresh run refuses a folder that holds another run unless
+        `overwrite` (RunFolderError names --resume and --overwrite). Release with `release()`."""
+        if not self.writes:
+            return
+        usable_folder(self.out_dir)
+        self.lock = RunLock(self.out_dir).acquire()
+        found = existing_run(self.out_dir)
+        if fresh and found and not overwrite:
+            self.release()
+            raise RunFolderError(f"out_dir {self.out_dir} already holds a run ({', '.join(found)}): pass --resume "
+                                 "to continue it, or --overwrite to start over (replaces those files); "
+                                 "in Python: resume='auto' or overwrite=True")
+
+    def release(self) -> None:
+        lock = getattr(self, "lock", None)
+        if lock is not None:
+            lock.release()
+            self.lock = None
 
     def prepare(self, fresh: bool, config: dict[str, Any]) -> None:
         """Create out_dir, drop temporary files a killed process left; a fresh run replaces an earlier run's files."""
