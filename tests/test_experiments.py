@@ -63,12 +63,15 @@ def _record(label, status="ok", modes=None, kl=None, fd=None, real=1.0, fake=1.0
 
 def test_table1_verdicts_follow_the_data():
     paper_like = [_record("GAN + R1", "diverged", fake=80.0), _record("RpGAN + R1", "diverged", fake=90.0),
-                  _record("GAN + R1 + R2", modes=693, kl=0.93), _record("RpGAN + R1 + R2", modes=1000, kl=0.08)]
+                  _record("GAN + R1 + R2", modes=693, kl=0.93), _record("RpGAN + R1 + R2", modes=1000, kl=0.08),
+                  _record("GAN + R1 + R2", modes=700, kl=0.9, seed=1), _record("RpGAN + R1 + R2", modes=995, kl=0.1, seed=1)]
     lines = comparisons.table1_verdicts(paper_like)
     assert len(lines) == 3  # the gradient verdict uses the diverged runs' records up to the divergence
     assert lines[0].startswith("REPRODUCED: every R1-only run diverged (2/2)")
     assert lines[1].startswith("SUPPORTED") and "85 ± 7.1 with R1 only" in lines[1]
-    assert lines[2].startswith("REPRODUCED: RpGAN + R1 + R2 1000 modes")
+    assert lines[2].startswith("REPRODUCED: RpGAN + R1 + R2 997.5 ± 3.5 modes") and "every seed ordered (2 vs 2)" in lines[2]
+    one_seed_each = comparisons.table1_verdicts(paper_like[:4])  # one draw each is never a separation
+    assert one_seed_each[2].startswith("NOT SEPARATED") and "one seed each: cannot separate" in one_seed_each[2]
     opposite = [_record("GAN + R1", fake=1.0), _record("RpGAN + R1", fake=1.0),
                 _record("GAN + R1 + R2", modes=900, kl=0.2), _record("RpGAN + R1 + R2", modes=800, kl=0.5)]
     lines = comparisons.table1_verdicts(opposite)
@@ -100,7 +103,9 @@ def test_roadmap_verdicts_rank_agreement():
     records = [_record(f"Config {c}", fd=fid * 10) for c, fid in paper_order.items()]
     text = comparisons.roadmap_verdicts(records)
     assert any("Spearman rho = 1.00" in line for line in text)
-    assert any(line.startswith("REPRODUCED: Config E beats Config A") for line in text)
+    assert not any(line.startswith("REPRODUCED") for line in text)  # one seed per config: nothing separates
+    two_seeds = records + [_record(f"Config {c}", fd=fid * 10 + 1, seed=1) for c, fid in paper_order.items()]
+    assert any(line.startswith("REPRODUCED: Config E beats Config A") for line in comparisons.roadmap_verdicts(two_seeds))
     reversed_records = [_record(f"Config {c}", fd=1 / fid) for c, fid in paper_order.items()]
     assert any("Spearman rho = -1.00" in line for line in comparisons.roadmap_verdicts(reversed_records))
     assert comparisons.roadmap_verdicts(records[:2])[-1].startswith("Only 2 config(s)")
