@@ -202,9 +202,12 @@ def finish_chapter(prov, metrics_path, artifacts_dir, records: list[dict[str, An
     """
     if stored is None:
         count_runs(prov, records)
+        # run_seconds: training + evaluation summed over the runs (they run side by side, and a run that was
+        # killed and resumed adds up its processes), beside this execution's own wall time.
         prov.finish(threads=metrics.get("settings", {}).get("threads"),
                     seeds=sorted({r["seed"] for r in records if "seed" in r}),
-                    images_per_run=sorted({r["settings"]["total_images"] for r in records if "settings" in r}))
+                    images_per_run=sorted({r["settings"]["total_images"] for r in records if "settings" in r}),
+                    run_seconds=round(sum(r.get("wall_time_s", 0) + r.get("eval_time_s", 0) for r in records), 1))
         export_generators(records, runs_dir, artifacts_dir)
     save_grids(grids, artifacts_dir, "samples")
     record = write_metrics(metrics_path, {"runs": records, **metrics}, prov)
