@@ -117,7 +117,7 @@ def test_truncation_verdicts():
     ortho = _sweep([10.0, 12.0, 10.0], [0.5, 0.5, 0.5], [0.5, 0.45, 0.5])
     verdicts = biggan_study.truncation_verdicts({"plain": plain, "ortho": ortho}, "plain", "ortho")
     assert verdicts[0].startswith("SEEN (plain; both on 1/1 seeds): truncating at 0.5")
-    assert verdicts[1].startswith("PARTLY (ortho; both on 0/1 seeds)")  # recall fell, precision did not rise
+    assert verdicts[1].startswith("NOT SEEN (no fidelity gained) (ortho; both on 0/1 seeds)")  # only recall fell
     assert verdicts[2].startswith("NOT SEPARATED") and "1.1x" in verdicts[2] and "2.5x" in verdicts[2]
     table = biggan_study.truncation_table({"plain": plain})
     assert list(table.index.get_level_values("threshold")) == ["none", "0.5", "1"]
@@ -128,7 +128,7 @@ def test_truncation_verdicts_over_seeds():
     ortho = [row for s in range(3) for row in _sweep([10.0, 12.0 + s, 10.0], [0.5, 0.6, 0.5], [0.5, 0.6, 0.5], s)]
     verdicts = biggan_study.truncation_verdicts({"plain": plain, "ortho": ortho}, "plain", "ortho")
     assert verdicts[0].startswith("SEEN (plain; both on 3/3 seeds)") and "precision 0.5 ± 0 -> 0.7 ± 0" in verdicts[0]
-    assert verdicts[1].startswith("PARTLY (ortho; both on 0/3 seeds)")
+    assert verdicts[1].startswith("PARTLY (ortho; both on 0/3 seeds)")  # precision rose, recall did not fall
     assert verdicts[2].startswith("SUPPORTED") and "every seed ordered (3 vs 3)" in verdicts[2]
     reverse = biggan_study.truncation_verdicts({"plain": ortho, "ortho": plain}, "plain", "ortho")
     assert reverse[2].startswith("NOT SUPPORTED (the opposite separated)")

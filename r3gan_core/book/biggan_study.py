@@ -169,7 +169,8 @@ def truncation_verdicts(sweeps: dict[str, list[dict[str, Any]]], plain: str, ort
     """What the truncation sweeps showed, computed from their rows (every seed), by stated rules.
 
     Trade-off: at the smallest threshold precision (fidelity) should rise and recall (diversity) fall; SEEN when
-    on every seed, PARTLY when on some seeds or one of the two, NOT SEEN otherwise. Orthogonal regularisation
+    both on every seed, PARTLY when precision rose on some seed, NOT SEEN when it rose on none (diversity lost for
+    no fidelity is no trade-off). Orthogonal regularisation
     (BigGAN's claim): a G trained with it degrades more gracefully, measured per seed as the mean over thresholds
     of FD-digits(threshold) / FD-digits(untruncated), lower = more graceful, compared by SEPARATION_RULE.
     """
@@ -184,7 +185,7 @@ def truncation_verdicts(sweeps: dict[str, list[dict[str, Any]]], plain: str, ort
         up = [b["precision_digits"] < x["precision_digits"] for b, x in zip(base, strong)]
         down = [b["recall_digits"] > x["recall_digits"] for b, x in zip(base, strong)]
         both = sum(u and d for u, d in zip(up, down))
-        word = "SEEN" if both == len(seeds) else "PARTLY" if any(up) or any(down) else "NOT SEEN"
+        word = "SEEN" if both == len(seeds) else "PARTLY" if any(up) else "NOT SEEN (no fidelity gained)"
         fd = {k: finite_mean(v) for k, v in _threshold_means(rows, "fd_digits").items()}
         best = min(fd, key=fd.get)
 
