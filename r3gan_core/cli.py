@@ -78,7 +78,7 @@ def _network_override(text: str) -> tuple[str, Any]:
 # Flags that need more than the field's type.
 _IMAGE_FIELDS = ("total_images", "log_every", "sample_every", "checkpoint_every", "spectral_every",
                  "schedule_images")
-_SCHEDULE_FIELDS = ("gamma", "lr", "beta2", "ema_half_life")
+_SCHEDULE_FIELDS = ("gamma", "lr", "beta2", "ema_half_life", "aug_p")
 _HELP = {
     "config": "roadmap configuration", "preset": "network and schedule preset",
     "dataset": "data spec, e.g. digits:8, stacked-digits:16, mnist:/path, folder:/path; a path spec ending in "
@@ -92,6 +92,8 @@ _HELP = {
     "out_dir": "the run folder (checkpoint.pt, log.jsonl, ...); a fresh run refuses one that holds a run",
     "overwrite": "start over in an --out-dir that holds a run, replacing its checkpoint and logs",
     "lr": "learning rate (> 0): a number or 'base,final'",
+    "aug_p": "ADA augmentation probability in [0, 1] on all D sees: a number or 'base,final'; None = the preset's "
+             "(0 -> 0.55 on cifar10, 0 on the small presets); p > 0 needs kornia (the 'augment' extra)",
 }
 
 

@@ -42,6 +42,8 @@ ROADMAP: dict[str, dict[str, Any]] = {
              "num_samples": 26_000, "max_items": 50_000, "eval": {}, "threads": None},
     # paper: FFHQ-256, 5 M real images per config (Table 2) - needs an image folder and days of GPU time:
     #   r3gan train --config E --preset ffhq256 --dataset folder:/data/ffhq256 --total-images 5000000
+    # The ffhq256 preset ramps ADA augmentation p 0 -> 0.3 (configs B-E; needs kornia, the 'augment' extra) on its
+    # T = 20 M images, like gamma: about 0.04 at 5 M unless --schedule-images 5000000 (or --aug-p) says otherwise.
     "paper": {"preset": "ffhq256", "batch": 256, "total_images": 5_000_000, "seeds": [0], "evaluations": 10,
               "num_samples": 50_000, "max_items": None, "eval": {}, "threads": None},
 }
