@@ -117,7 +117,8 @@ def time_trainer_iteration(config: str, preset: str, batch: int, iters: int, war
 
     cfg = TrainConfig(config=config, preset=preset, batch=batch, total_images=batch * (iters + warmup + 1) * 4,
                       loss=loss, penalty=penalty, gamma=gamma, conditional=conditional, device=str(device),
-                      amp="bf16" if amp else "off", channels_last=channels_last, progress=False)
+                      amp="bf16" if amp else "off", channels_last=channels_last, progress=False,
+                      aug_p=0.0)  # like the bare iteration: no augmentation (and no kornia needed)
     G, _ = build(config, preset, conditional=conditional)
     n = max(4 * batch, 256)
     data = SimpleNamespace(images=torch.randn(n, G.channels, G.resolution, G.resolution).clamp(-1, 1),
@@ -126,9 +127,9 @@ def time_trainer_iteration(config: str, preset: str, batch: int, iters: int, war
     ctx, state = prepare(cfg, env, data=data)
 
     def step() -> None:
-        _, _, g = apply_schedule(ctx.recipe, state)
-        discriminator_step(ctx, state, g, measure_gradients=False)
-        generator_step(ctx, state)
+        _, _, g, aug_p = apply_schedule(ctx.recipe, state)
+        discriminator_step(ctx, state, g, measure_gradients=False, aug_p=aug_p)
+        generator_step(ctx, state, aug_p=aug_p)
         ema_step(ctx, state, use_ema=True)
         state.images_seen, state.step = state.images_seen + ctx.recipe.batch, state.step + 1
 

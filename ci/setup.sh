@@ -23,9 +23,18 @@ PYEOF
 }
 PWD_REPO=$(pwd)
 if ! "$PY" -c "import importlib, papermill, jupytext, jupyter_book, sklearn, seaborn, ipywidgets, pytest, \
-sphinx_exercise, playwright; importlib.import_module('sphinx-mathjax-offline')" >/dev/null 2>&1 \
+sphinx_exercise, playwright, kornia; importlib.import_module('sphinx-mathjax-offline')" >/dev/null 2>&1 \
    || ! installed_here; then
-  echo "[setup] installing r3gan-core with the book and test extras"
-  "$PY" -m pip install --quiet -e ".[book,test]"
+  echo "[setup] installing r3gan-core with the book, test and augment extras"
+  "$PY" -m pip install --quiet -e ".[book,test,augment]"
+fi
+# torch-fidelity (the `inception` extra) for tests/test_inception_metrics.py, installed with --no-deps: its
+# torchvision requirement makes pip replace the pinned CPU torch with torch 2.14 and its CUDA packages (pip install
+# --dry-run -e ".[inception]" says so), and the PyPI torchvision does not load with a CPU torch. Its other needs
+# (numpy, pillow, tqdm) are already here; the tests lend it an empty torchvision. Without it, those tests skip.
+if ! "$PY" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch_fidelity') is None)"; then
+  echo "[setup] installing torch-fidelity without its dependencies (they would replace torch)"
+  "$PY" -m pip install --quiet --no-deps "torch-fidelity>=0.3" \
+    || echo "[setup] torch-fidelity could not be installed: the tests that need it skip"
 fi
 "$PY" -m ipykernel install --user --name python3 >/dev/null 2>&1 || true

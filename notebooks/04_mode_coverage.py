@@ -74,7 +74,7 @@ variants = {label: {"loss": loss, "penalty": penalty} for label, (loss, penalty)
 base = experiments.copy_config(base, blowup=settings.get("blowup"))
 runs, grids = chapter.train_or_load(None if mnist_path else stored, lambda: experiments.run_variants(
     base, variants, seeds=settings["seeds"], evaluations=settings["evaluations"], num_samples=settings["num_samples"],
-    eval_options=settings["eval"], runs_dir=runs_dir, workers=settings.get("workers", 1)))
+    eval_options=experiments.evaluation_options(settings), runs_dir=runs_dir, workers=settings.get("workers", 1)))
 images_per_run = runs[0]["settings"]["total_images"]
 chapter.count_runs(prov, runs)
 print(f"{len(runs)} runs, {images_per_run:,} real images each, seeds {settings['seeds']}")

@@ -66,7 +66,7 @@ base = biggan_study.study_config(settings)
 variants = biggan_study.study_variants(settings)
 runs, grids = chapter.train_or_load(stored, lambda: experiments.run_variants(
     base, variants, seeds=settings["seeds"], evaluations=settings["evaluations"], num_samples=settings["num_samples"],
-    eval_options=settings["eval"], runs_dir=runs_dir, workers=settings.get("workers", 1)))
+    eval_options=experiments.evaluation_options(settings), runs_dir=runs_dir, workers=settings.get("workers", 1)))
 chapter.count_runs(prov, runs)
 print(f"{len(runs)} runs, {settings['total_images']:,} real images each, seeds {settings['seeds']}")
 tables.show(experiments.summary_table(runs, ("fd_digits", "precision_digits", "recall_digits", "modes")),

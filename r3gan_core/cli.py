@@ -3,6 +3,7 @@
     r3gan train --config E --preset stacked8 --total-images 64000 --out-dir runs/e [--resume [PATH]]
     r3gan sample --checkpoint runs/e/checkpoint.pt --n 64 --out grid.png [--out samples.pt] [--truncation 1.5]
     r3gan evaluate --checkpoint runs/e/checkpoint.pt [--dataset stacked-digits:8] [--num-samples 26000]
+                   [--inception-weights weights-inception-2015-12-05-6726825d.pth]
     torchrun --nproc_per_node=4 -m r3gan_core.cli train ...     # several GPUs
 
 `train`'s flags mirror TrainConfig's fields (config -> --config, total_images -> --total-images, ...).
@@ -78,7 +79,7 @@ def _network_override(text: str) -> tuple[str, Any]:
 # Flags that need more than the field's type.
 _IMAGE_FIELDS = ("total_images", "log_every", "sample_every", "checkpoint_every", "spectral_every",
                  "schedule_images")
-_SCHEDULE_FIELDS = ("gamma", "lr", "beta2", "ema_half_life")
+_SCHEDULE_FIELDS = ("gamma", "lr", "beta2", "ema_half_life", "aug_p")
 _HELP = {
     "config": "roadmap configuration", "preset": "network and schedule preset",
     "dataset": "data spec, e.g. digits:8, stacked-digits:16, mnist:/path, folder:/path; a path spec ending in "
@@ -92,6 +93,8 @@ _HELP = {
     "out_dir": "the run folder (checkpoint.pt, log.jsonl, ...); a fresh run refuses one that holds a run",
     "overwrite": "start over in an --out-dir that holds a run, replacing its checkpoint and logs",
     "lr": "learning rate (> 0): a number or 'base,final'",
+    "aug_p": "ADA augmentation probability in [0, 1] on all D sees: a number or 'base,final'; None = the preset's "
+             "(0 -> 0.55 on cifar10, 0 on the small presets); p > 0 needs kornia (the 'augment' extra)",
 }
 
 
@@ -153,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_sample.add_argument("--which", choices=("G_ema", "G"), default="G_ema")
     p_sample.add_argument("--device", default="cpu")
 
-    p_eval = sub.add_parser("evaluate", help="digit metrics (FD, KID, precision/recall, modes, KL) of a checkpoint")
+    p_eval = sub.add_parser("evaluate", help="digit metrics (FD, KID, precision/recall, modes, KL) of a checkpoint; "
+                                             "Inception FID / KID / precision/recall with --inception-weights")
     p_eval.add_argument("--checkpoint", required=True, metavar="PATH")
     p_eval.add_argument("--dataset", default=None, metavar="SPEC", help="real data (default: the run's)")
     p_eval.add_argument("--num-samples", type=int, default=26_000, help="generated samples (default: 26000)")
@@ -161,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_eval.add_argument("--which", choices=("G_ema", "G"), default="G_ema")
     p_eval.add_argument("--device", default="cpu")
     p_eval.add_argument("--out", default=None, metavar="FILE", help="also write the JSON here (atomically)")
+    p_eval.add_argument("--inception-weights", nargs="?", const="auto", default=None, metavar="PATH",
+                        help="also FID, KID and precision/recall in Inception-v3 space (the paper's numbers) through "
+                             "torch-fidelity, from its weights file weights-inception-2015-12-05-6726825d.pth at "
+                             "PATH (never downloaded). The flag alone searches $R3GAN_INCEPTION_WEIGHTS, then torch "
+                             "hub's checkpoints folder. Digit data: without the file, the digit metrics alone, with "
+                             "a note. Other data: only Inception metrics, so the file is required (searched for "
+                             "when the flag is left out)")
     return parser
 
 
@@ -309,10 +320,14 @@ _DIGIT_SCHEMES = ("digits", "stacked-digits", "mnist", "stackedmnist")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Digit data: the digit metrics, plus Inception ones with --inception-weights (a missing file or torch-fidelity
+    gives a note on stderr and the digit metrics alone). Other data: Inception metrics only; without the weights
+    file or torch-fidelity, exit 2 with a message naming the file and where to put it."""
     import torch
 
     from .data import load_dataset, parse_spec
-    from .metrics import evaluate_images
+    from .metrics import InceptionUnavailable, evaluate_images, inception_metrics, inception_ready
+    from .metrics.evaluate import random_rows
     from .report import write_json_atomic
     from .sampling import sample_images
     from .training import dataset_spec, load_generator
@@ -321,21 +336,35 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"--num-samples must be >= 2, got {args.num_samples}")
     if args.out:
         check_output_file(args.out, args.checkpoint)
-    G, cfg = load_generator(args.checkpoint, args.which, device_flag(args.device))
+    device = device_flag(args.device)
+    G, cfg = load_generator(args.checkpoint, args.which, device)
     spec = args.dataset or dataset_spec(cfg)
     scheme, _ = parse_spec(spec)
-    if scheme not in _DIGIT_SCHEMES:
-        raise ValueError(f"evaluate measures digit metrics; dataset {spec!r} is not digits (valid schemes: "
-                         f"{', '.join(_DIGIT_SCHEMES)}); for other data use r3gan_core.metrics.inception_metrics")
+    digits = scheme in _DIGIT_SCHEMES
+    weights = None
+    if not digits or args.inception_weights is not None:  # checked before any data loads or samples are drawn
+        try:
+            weights = inception_ready(args.inception_weights)
+        except InceptionUnavailable as err:
+            if not digits:
+                raise ValueError(f"dataset {spec!r} is not digits (digit metrics cover {', '.join(_DIGIT_SCHEMES)}), "
+                                 f"so evaluate measures it with Inception metrics only, which cannot run here: {err}"
+                                 ) from None
+            print("r3gan evaluate: note: Inception metrics skipped; falling back to the digit-feature metrics "
+                  f"alone (FD-digits, KID-digits, precision / recall on digit features). {err}", file=sys.stderr)
     real = load_dataset(spec, G.resolution, seed=args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     z = torch.randn(args.num_samples, G.z_dim, generator=gen)
     c = None
     if cfg.conditional:  # classes in the proportions of the real data
         c = real.labels[torch.randint(len(real.labels), (args.num_samples,), generator=gen)]
-    fake = sample_images(G, z, c, args.device)
-    metrics = evaluate_images(real.images, fake, stacked=real.channels == 3, num_samples=args.num_samples,
-                              seed=args.seed)
+    fake = sample_images(G, z, c, device)
+    if digits:
+        metrics = evaluate_images(real.images, fake, stacked=real.channels == 3, num_samples=args.num_samples,
+                                  seed=args.seed, inception_weights=weights, inception_device=device)
+    else:
+        metrics = inception_metrics(random_rows(real.images, args.num_samples, args.seed), fake, weights_path=weights,
+                                    seed=args.seed, device=device)
     state_info = {"checkpoint": str(args.checkpoint), "which": args.which, "dataset": spec,
                   "config": cfg.config, "preset": cfg.preset}
     record = {**state_info, **metrics}

@@ -15,7 +15,7 @@ Every function returns a per-sample tensor of shape [N]; average it yourself.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +25,7 @@ from .choices import require_choice, require_positive
 
 LOSSES = ("gan", "rpgan")
 PENALTIES = ("none", "r1", "r2", "r1+r2")
+Augment = Callable[[Tensor], Tensor]  # a differentiable map of an image batch (training.augment with its p bound)
 
 
 # Classic GAN (Goodfellow et al. 2014), non-saturating G: the baseline of Table 1.
@@ -98,26 +99,31 @@ def mixes_samples(discriminator) -> bool:
 
 
 def _input_gradients(discriminator, real: Tensor, fake: Tensor, need_real: bool, need_fake: bool, fused: bool,
-                     create_graph: tuple[bool, bool], kwargs: dict) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+                     create_graph: tuple[bool, bool], kwargs: dict, augment: Augment | None = None,
+                     ) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
     """(real logits, fake logits, ||dD/dx||^2 on reals or None, the same on fakes or None), per sample.
 
     fused: one forward of D on the concatenated batch and one autograd.grad give both penalties (only valid when
     D does not mix samples); otherwise one forward per batch and one autograd.grad per needed penalty.
     create_graph: (for R1, for R2) whether the gradient must be differentiable (the penalty is in the loss).
+    augment: applied to the reals, then to the fakes (the same order on both paths), after they become the
+    gradients' leaves: D sees augmented images and the gradient is taken through the augmentation.
     """
     n = real.shape[0]
     if fused:
         both = torch.cat([real, fake]).detach().requires_grad_(need_real or need_fake)
         both_kwargs = {k: torch.cat([v, v]) for k, v in kwargs.items()}
-        logits = discriminator(both, **both_kwargs).reshape(-1)
+        seen = both if augment is None else torch.cat([augment(both[:n]), augment(both[n:])])
+        logits = discriminator(seen, **both_kwargs).reshape(-1)
         squared = zero_centered_penalty(both, logits, any(create_graph)) if both.requires_grad else None
         r1 = squared[:n] if squared is not None and need_real else None
         r2 = squared[n:] if squared is not None and need_fake else None
         return logits[:n], logits[n:], r1, r2
     real = real.detach().requires_grad_(need_real)
     fake = fake.detach().requires_grad_(need_fake)
-    real_logits = discriminator(real, **kwargs).reshape(-1)
-    fake_logits = discriminator(fake, **kwargs).reshape(-1)
+    view = augment if augment is not None else (lambda x: x)
+    real_logits = discriminator(view(real), **kwargs).reshape(-1)
+    fake_logits = discriminator(view(fake), **kwargs).reshape(-1)
     r1 = zero_centered_penalty(real, real_logits, create_graph[0]) if need_real else None
     r2 = zero_centered_penalty(fake, fake_logits, create_graph[1]) if need_fake else None
     return real_logits, fake_logits, r1, r2
@@ -126,6 +132,7 @@ def _input_gradients(discriminator, real: Tensor, fake: Tensor, need_real: bool,
 def discriminator_objective(
     discriminator, real: Tensor, fake: Tensor, loss: str, penalty: str, gamma: float, labels: Tensor | None = None,
     measure_gradients: bool = True, fused: bool | None = None, as_tensors: bool = False,
+    augment: Augment | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """D's full objective, per sample: adversarial loss + (gamma/2)(R1 + R2 as switched on) (paper Eq. 3-4).
 
@@ -139,6 +146,10 @@ def discriminator_objective(
     D on [real; fake], one autograd.grad) when both gradients are needed and D does not mix samples; fused=False
     is the reference two-pass path (tests assert they agree). as_tensors=True returns the statistics as detached
     0-d tensors on D's device, so that reading them does not wait for the device (the trainer on CUDA).
+
+    augment: a differentiable map of a batch (training.augment at the run's probability) applied to what D sees,
+    inside the penalties: R1 and R2 are ||d D(augment(x)) / dx||^2 with respect to the un-augmented x, as ADA's
+    and R3GAN's official code take them. None = D sees the images as they are.
     """
     w_r1, w_r2 = penalty_weights(penalty, gamma)
     need_real, need_fake = w_r1 > 0 or measure_gradients, w_r2 > 0 or measure_gradients
@@ -148,7 +159,7 @@ def discriminator_objective(
         raise ValueError("fused=True needs a discriminator that does not mix samples (minibatch stddev does)")
     kwargs = {} if labels is None else {"c": labels}
     real_logits, fake_logits, r1, r2 = _input_gradients(discriminator, real, fake, need_real, need_fake, fused,
-                                                        (w_r1 > 0, w_r2 > 0), kwargs)
+                                                        (w_r1 > 0, w_r2 > 0), kwargs, augment)
     adversarial = discriminator_loss(loss, real_logits, fake_logits)
     total = adversarial
     if w_r1 > 0:
@@ -170,17 +181,19 @@ def detached_stats(stats: dict[str, Tensor], as_tensors: bool) -> dict[str, Any]
 
 def generator_objective(
     discriminator, fake: Tensor, real: Tensor | None, loss: str, labels: Tensor | None = None,
-    as_tensors: bool = False,
+    as_tensors: bool = False, augment: Augment | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """G's per-sample objective (non-saturating); `real` (a fresh real batch) is needed for RpGAN only.
-    as_tensors: statistics as detached 0-d tensors (see discriminator_objective)."""
+    as_tensors: statistics as detached 0-d tensors (see discriminator_objective). augment: applied to the fakes,
+    then to the reals, before D (G's gradient passes through it); None = none."""
     kwargs = {} if labels is None else {"c": labels}
-    fake_logits = discriminator(fake, **kwargs).reshape(-1)
+    view = augment if augment is not None else (lambda x: x)
+    fake_logits = discriminator(view(fake), **kwargs).reshape(-1)
     real_logits = None
     if loss == "rpgan":
         if real is None:
             raise ValueError("the rpgan generator objective needs a real batch")
-        real_logits = discriminator(real.detach(), **kwargs).reshape(-1)
+        real_logits = discriminator(view(real.detach()), **kwargs).reshape(-1)
     g = generator_loss(loss, fake_logits, real_logits)
     return g, detached_stats({"g_loss": g.mean()}, as_tensors)
 

@@ -32,6 +32,7 @@ from torch import Tensor
 from ..choices import require_positive
 from ..data import load_dataset
 from ..metrics import evaluate_images
+from ..metrics.evaluate import INCEPTION_KEYS
 from ..report import read_json, write_json_atomic
 from ..sampling import generate_images, save_grid_png
 from ..training import LOG_NAME, TrainConfig, copy_config, dataset_spec, read_log, recipe_for, train
@@ -69,6 +70,7 @@ class ExperimentResult:
                                "steps": self.steps, "wall_time_s": round(self.wall_time, 2),
                                "images_per_second": round(self.images_per_second, 1)}
         out.update({k: self.final.get(k) for k in keys})
+        out.update({k: self.final[k] for k in INCEPTION_KEYS if k in self.final})  # when the profile asked for them
         if self.records:
             last = self.records[-1]
             out["grad_norm_real"] = last.get("grad_norm_real")
@@ -97,6 +99,16 @@ def evaluation_points(total_images: int, batch: int, evaluations: int) -> list[i
     return points
 
 
+def evaluation_options(settings: dict[str, Any]) -> dict[str, Any]:
+    """A chapter profile's options for metrics.evaluate_images: its `eval` dict, plus `inception_weights` when the
+    profile sets one (gpu / paper; profiles.INCEPTION_WEIGHTS), so each evaluation adds the Inception numbers
+    (fid, kid, precision, recall) beside the digit ones. Profiles without it give their `eval` dict unchanged."""
+    options = dict(settings.get("eval") or {})
+    if settings.get("inception_weights") is not None:
+        options["inception_weights"] = str(settings["inception_weights"])
+    return options
+
+
 PROGRESS_NAME = "evaluations.json"  # in a run's out_dir: the evaluations made so far, and a diverged run's status
 
 
@@ -109,7 +121,7 @@ def train_and_evaluate(cfg: TrainConfig, label: str, evaluations: int = 1, num_s
     run resumes where a killed process stopped: evaluations already made are kept in out_dir/evaluations.json and
     not repeated, and a run that diverged is not trained again. The cosine schedules run over the whole length
     (cfg.schedule_images defaults to cfg.total_images here). eval_options go to metrics.evaluate_images (e.g.
-    fewer KID subsets for a smoke run).
+    fewer KID subsets for a smoke run; `inception_weights` adds the Inception metrics: evaluation_options).
     """
     recipe = recipe_for(cfg)
     total = int(recipe.total_images)
@@ -298,4 +310,5 @@ def roadmap_step(config: str, settings: dict[str, Any], runs_dir: str | Path | N
     """Train roadmap config `config` with its own recipe under a chapter's settings, every seed, evaluated."""
     return run_variants(base_config(config, settings), {f"Config {config}": {}}, seeds=settings["seeds"],
                         evaluations=settings["evaluations"], num_samples=settings["num_samples"],
-                        eval_options=settings.get("eval"), runs_dir=runs_dir, workers=settings.get("workers", 1))
+                        eval_options=evaluation_options(settings), runs_dir=runs_dir,
+                        workers=settings.get("workers", 1))

@@ -29,6 +29,16 @@ BLOWUP = 1e4
 # Evaluation settings of smoke runs (r3gan_core.metrics.evaluate_images): fewer KID subsets and P/R samples.
 SMOKE_EVAL = {"pr_samples": 1_000, "kid_subsets": 10, "kid_subset_size": 500}
 
+# `inception_weights` of the gpu and paper profiles: the Inception metrics the paper reports (FID, KID, precision /
+# recall in Inception-v3 space, through torch-fidelity) beside the digit ones at every evaluation
+# (experiments.evaluation_options -> metrics.evaluate_images). None: digit metrics only. Otherwise the path of
+# torch-fidelity's weights file weights-inception-2015-12-05-6726825d.pth, or "auto" to look in
+# $R3GAN_INCEPTION_WEIGHTS and then torch hub's checkpoints folder (torch.hub.get_dir()/checkpoints/). Nothing is
+# downloaded: without the file, or without torch-fidelity (pip install 'r3gan-core[inception]'), digit data keeps
+# the digit metrics alone and stderr says which file is missing and where to put it. smoke and cpu have no such
+# setting (their stored results are checked against these tables).
+INCEPTION_WEIGHTS = None
+
 # The five roadmap chapters train under one table, so their numbers compare (the paper: 5 M images per config).
 ROADMAP: dict[str, dict[str, Any]] = {
     # smoke: a few steps per config on a CPU; threads=1 keeps torch from oversubscribing a shared machine.
@@ -39,11 +49,15 @@ ROADMAP: dict[str, dict[str, Any]] = {
             "num_samples": 10_000, "max_items": 50_000, "eval": {}, "threads": 1, "workers": 2, "blowup": BLOWUP},
     # gpu: one GPU, about 10 minutes per config (an estimate until a GPU run measures it): 2 M images x 2 seeds.
     "gpu": {"preset": "stacked16", "batch": 256, "total_images": 2_000_000, "seeds": [0, 1], "evaluations": 5,
-             "num_samples": 26_000, "max_items": 50_000, "eval": {}, "threads": None},
+             "num_samples": 26_000, "max_items": 50_000, "eval": {}, "threads": None,
+             "inception_weights": INCEPTION_WEIGHTS},
     # paper: FFHQ-256, 5 M real images per config (Table 2) - needs an image folder and days of GPU time:
     #   r3gan train --config E --preset ffhq256 --dataset folder:/data/ffhq256 --total-images 5000000
+    # The ffhq256 preset ramps ADA augmentation p 0 -> 0.3 (configs B-E; needs kornia, the 'augment' extra) on its
+    # T = 20 M images, like gamma: about 0.04 at 5 M unless --schedule-images 5000000 (or --aug-p) says otherwise.
     "paper": {"preset": "ffhq256", "batch": 256, "total_images": 5_000_000, "seeds": [0], "evaluations": 10,
-              "num_samples": 50_000, "max_items": None, "eval": {}, "threads": None},
+              "num_samples": 50_000, "max_items": None, "eval": {}, "threads": None,
+              "inception_weights": INCEPTION_WEIGHTS},
 }
 
 # Order of the book. The book build executes every chapter in BOOK_PROFILE; image chapters then render their
@@ -84,10 +98,12 @@ CHAPTERS: dict[str, dict[str, Any]] = {
                 "num_samples": 10_000, "max_items": 50_000, "eval": {}, "threads": 1, "workers": 2, "blowup": BLOWUP},
         # gpu: sized for one GPU in about 10 minutes (12 runs); an estimate until a GPU run measures it.
         "gpu": {"preset": "stacked16", "batch": 256, "total_images": 400_000, "seeds": [0, 1, 2],
-                 "evaluations": 5, "num_samples": 26_000, "max_items": 50_000, "eval": {}, "threads": None},
+                 "evaluations": 5, "num_samples": 26_000, "max_items": 50_000, "eval": {}, "threads": None,
+                 "inception_weights": INCEPTION_WEIGHTS},
         # paper: StackedMNIST at 32x32, 10 Mimg, batch 512, lr 2e-4, gamma 1 -> 0.1 (documented, never run here).
         "paper": {"preset": "stackedmnist", "batch": 512, "total_images": 10_000_000, "seeds": [0, 1, 2],
-                  "evaluations": 10, "num_samples": 26_000, "max_items": None, "eval": {}, "threads": None},
+                  "evaluations": 10, "num_samples": 26_000, "max_items": None, "eval": {}, "threads": None,
+                  "inception_weights": INCEPTION_WEIGHTS},
     },
     "config_a": {"title": "Config A: StyleGAN2", **ROADMAP},
     "config_b": {"title": "Config B: StyleGAN2 stripped bare", **ROADMAP},
@@ -121,7 +137,8 @@ CHAPTERS: dict[str, dict[str, Any]] = {
         "gpu": {"preset": "stacked16", "batch": 256, "total_images": 300_000, "seeds": [0], "evaluations": 2,
                  "num_samples": 10_000, "max_items": 50_000, "eval": {}, "threads": None,
                  "spectral_every": 10_000, "spectral_iters": 20, "thresholds": [0.25, 0.5, 0.75, 1.0, 1.5, 2.0],
-                 "ortho_beta": 1e-4, "gammas": [0.01, 0.1, 1.0, 10.0, 100.0], "grid_count": 16},
+                 "ortho_beta": 1e-4, "gammas": [0.01, 0.1, 1.0, 10.0, 100.0], "grid_count": 16,
+                 "inception_weights": INCEPTION_WEIGHTS},
     },
 }
 

@@ -1,9 +1,12 @@
 """One call that scores generated digits against real ones, and the optional Inception metrics.
 
-Every distance here lives in the digit classifier's feature space and is labelled "-digits" (FD-digits,
-KID-digits): PAPER_FACTS Sec. 7 accepts a domain classifier's Frechet distance as the offline stand-in for FID,
-provided it is never called FID. True Inception metrics need torch-fidelity and its weights on disk; this
-library never downloads them (`inception_metrics`).
+Every distance in evaluate_images lives in the digit classifier's feature space and is labelled "-digits"
+(FD-digits, KID-digits): PAPER_FACTS Sec. 7 accepts a domain classifier's Frechet distance as the offline stand-in
+for FID, provided it is never called FID. The paper's own numbers (FID, KID, precision / recall in Inception-v3
+space) come from `inception_metrics`, or from evaluate_images(..., inception_weights=PATH) beside the digit ones:
+they need torch-fidelity and its Inception-v3 weights file (weights-inception-2015-12-05-6726825d.pth) on disk, and
+this library never downloads it. Where either is missing, evaluate_images keeps the digit metrics and says why on
+stderr; inception_metrics raises InceptionUnavailable, whose message names the file and where to put it.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import glob
 import importlib.util
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +30,14 @@ from .precision_recall import PR_NEIGHBOURS, precision_recall
 FEATURE_SPACE = ("penultimate layer of r3gan_core's digit classifier (per channel, concatenated): "
                  "FD-digits, not comparable to Inception FID")
 PR_SAMPLES = 5_000  # per set; k-NN balls cost O(n^2)
-INCEPTION_WEIGHTS_GLOB = "weights-inception-2015-12-05-*.pth"  # torch-fidelity's file name
+INCEPTION_WEIGHTS_NAME = "pt_inception-2015-12-05"  # torch-fidelity's name for the TF-compatible Inception-v3
+INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"  # its weights file, as torch-fidelity names it
+INCEPTION_WEIGHTS_GLOB = "weights-inception-2015-12-05-*.pth"  # what torch hub's checkpoints folder is searched for
+INCEPTION_SEARCH = "auto"  # as a weights path: search $R3GAN_INCEPTION_WEIGHTS, then torch hub's checkpoints folder
+INCEPTION_LAYER = "2048"  # torch-fidelity's name of the pool3 features that FID, KID and P/R use
+INCEPTION_FEATURE_SPACE = (f"Inception-v3 pool3, 2048-d (torch-fidelity's inception-v3-compat extractor, "
+                           f"{INCEPTION_WEIGHTS_NAME} weights)")
+INCEPTION_KEYS = ("fid", "kid", "kid_std", "precision", "recall")  # the Inception numbers in a result
 
 
 def as_images(images: Any, what: str) -> Tensor:
@@ -63,7 +74,9 @@ def fd_digits(real_images: Any, fake_images: Any, classifier: DigitClassifier | 
 def evaluate_images(real: Any, fake: Any, stacked: bool, num_samples: int | None = VEEGAN_NUM_SAMPLES, *,
                     pr_samples: int = PR_SAMPLES, kid_subsets: int = KID_SUBSETS,
                     kid_subset_size: int = KID_SUBSET_SIZE, threshold: float = DEFAULT_CONFIDENCE,
-                    classifier: DigitClassifier | None = None, seed: int = 0) -> dict[str, Any]:
+                    classifier: DigitClassifier | None = None, seed: int = 0,
+                    inception_weights: str | os.PathLike | None = None,
+                    inception_device: str | None = None) -> dict[str, Any]:
     """FD-digits, KID-digits, precision / recall (k = 3), and modes / reverse KL of `fake` against `real`.
 
     real, fake:   images N x C x H x W in [-1, 1] (tensors, arrays or ImageDatasets); C = 3 when stacked
@@ -73,6 +86,13 @@ def evaluate_images(real: Any, fake: Any, stacked: bool, num_samples: int | None
     pr_samples:   at most this many of each for precision / recall.
     threshold:    the confidence level of the second, noise-robust mode count (`modes_confident`); the
                   plain count (`modes`, `reverse_kl`) follows the paper's protocol and counts every sample.
+    inception_weights:  None (default) = digit metrics only. A path to torch-fidelity's Inception-v3 weights file
+                  (weights-inception-2015-12-05-6726825d.pth), or "auto" to search $R3GAN_INCEPTION_WEIGHTS and
+                  torch hub's checkpoints folder, adds `fid`, `kid`, `kid_std`, `precision`, `recall` in
+                  Inception-v3 space (inception_metrics) on the same samples, same KID and P/R settings and seeds.
+                  When the file or torch-fidelity is missing, the digit metrics are returned alone, with a note on
+                  stderr and the reason under `inception_skipped`; nothing is downloaded.
+    inception_device:   where Inception-v3 runs (None = CUDA when there is one).
     """
     real_x, fake_x = as_images(real, "real"), as_images(fake, "fake")
     channels = 3 if stacked else 1
@@ -90,7 +110,7 @@ def evaluate_images(real: Any, fake: Any, stacked: bool, num_samples: int | None
     confident, _ = coverage_from_probs(fake_p, threshold)
     real_plain, _ = coverage_from_probs(real_p)
     real_confident, _ = coverage_from_probs(real_p, threshold)
-    return {
+    result = {
         "fd_digits": frechet_distance_features(real_f, fake_f),
         "kid_digits": kid_mean,
         "kid_digits_std": kid_std,
@@ -114,33 +134,104 @@ def evaluate_images(real: Any, fake: Any, stacked: bool, num_samples: int | None
         "feature_space": FEATURE_SPACE,
         "classifier_accuracy": classifier.accuracy,
     }
+    if inception_weights is not None:
+        try:
+            path = inception_ready(inception_weights)
+        except InceptionUnavailable as err:
+            print(f"r3gan_core: Inception metrics skipped; falling back to the digit-feature metrics alone "
+                  f"(FD-digits, KID-digits, precision / recall on digit features). {err}", file=sys.stderr)
+            result["inception_skipped"] = str(err)
+        else:
+            result.update(inception_metrics(real_x, fake_x, weights_path=path, kid_subsets=kid_subsets,
+                                            kid_subset_size=kid_subset_size, pr_samples=pr_samples, seed=seed,
+                                            device=inception_device))
+    return result
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Inception metrics (optional; nothing is downloaded)
+#
+# The paper's FID / KID / precision-recall live in Inception-v3's pool3 space. They come from torch-fidelity
+# (`pip install 'r3gan-core[inception]'`) and its Inception-v3 weights, a file the user keeps on disk:
+#   inception_ready      where the weights file is, and whether torch-fidelity imports (InceptionUnavailable if not)
+#   inception_features   images -> 2048-d pool3 features through torch-fidelity's feature extractor, built from the
+#                        local file (the one step that needs the weights; tests replace it)
+#   inception_scores     features -> FID, KID, precision / recall with torch-fidelity's own metric functions
+#   inception_metrics    the three in a row
+
+
+class InceptionUnavailable(RuntimeError):
+    """Inception metrics cannot run here: torch-fidelity or its weights file is missing (nothing is downloaded)."""
+
+
+def inception_weights_folder() -> Path:
+    """torch hub's checkpoints folder (torch.hub.get_dir()/checkpoints, under $TORCH_HOME), searched for the file."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def _weights_help(problem: str) -> str:
+    """`problem`, then which file Inception metrics need and the places it can go."""
+    return (f"{problem}. Inception metrics (FID, KID, precision / recall in Inception-v3 space) need torch-fidelity's "
+            f"Inception-v3 weights '{INCEPTION_WEIGHTS_NAME}', the file {INCEPTION_WEIGHTS_FILE}, on disk; r3gan_core "
+            "never downloads it. Give its path (r3gan evaluate --inception-weights PATH; weights_path= or "
+            "inception_weights= in Python; or $R3GAN_INCEPTION_WEIGHTS), or put it in "
+            f"{inception_weights_folder()}/ (torch hub's checkpoints folder, searched when no path is given)")
 
 
 def find_inception_weights(weights_path: str | os.PathLike | None = None) -> Path:
-    """The Inception-v3 weights file torch-fidelity uses, found locally; RuntimeError if there is none.
+    """The Inception-v3 weights file torch-fidelity uses, found locally; InceptionUnavailable if there is none.
 
-    Looked up in order: `weights_path`, $R3GAN_INCEPTION_WEIGHTS, then torch hub's checkpoints folder
-    (torch.hub.get_dir()/checkpoints/weights-inception-2015-12-05-*.pth, where torch-fidelity caches it).
+    weights_path None or "auto" (INCEPTION_SEARCH) searches: $R3GAN_INCEPTION_WEIGHTS, then torch hub's checkpoints
+    folder (torch.hub.get_dir()/checkpoints/weights-inception-2015-12-05-*.pth, where torch-fidelity caches it).
+    A path that is given, there or in the variable, must be a file: it is never replaced by one found elsewhere.
     """
-    candidates = [weights_path, os.environ.get("R3GAN_INCEPTION_WEIGHTS")]
-    for candidate in candidates:
+    given = None if weights_path is None or str(weights_path) in ("", INCEPTION_SEARCH) else weights_path
+    for what, candidate in (("Inception weights file", given),
+                            ("$R3GAN_INCEPTION_WEIGHTS", os.environ.get("R3GAN_INCEPTION_WEIGHTS"))):
         if candidate:
             path = Path(candidate).expanduser()
             if not path.is_file():
-                raise RuntimeError(f"Inception weights file not found: {path}")
+                raise InceptionUnavailable(_weights_help(f"{what} not found: {path} is not a file"))
             return path
-    hub = Path(torch.hub.get_dir()) / "checkpoints"
-    found = sorted(glob.glob(str(hub / INCEPTION_WEIGHTS_GLOB)))
+    folder = inception_weights_folder()
+    found = sorted(glob.glob(str(folder / INCEPTION_WEIGHTS_GLOB)))
     if found:
         return Path(found[0])
-    raise RuntimeError(
-        "Inception metrics need the Inception-v3 weights ('pt_inception-2015-12-05', file "
-        f"{INCEPTION_WEIGHTS_GLOB}) on disk, and r3gan_core never downloads them. Looked in: weights_path, "
-        f"$R3GAN_INCEPTION_WEIGHTS, {hub}. Copy the file there (or pass weights_path), or use fd_digits.")
+    raise InceptionUnavailable(_weights_help(f"No Inception weights file was given, and {folder}/ has none"))
+
+
+def _import_torch_fidelity():
+    """The torch_fidelity module; InceptionUnavailable naming the install command when it is absent or broken."""
+    if importlib.util.find_spec("torch_fidelity") is None:
+        raise InceptionUnavailable(
+            "Inception metrics need torch-fidelity, which is not installed: pip install 'r3gan-core[inception]' "
+            f"(it needs torchvision built for the installed torch {torch.__version__}; install torch-fidelity with "
+            "--no-deps if pip would replace torch). For digit datasets, fd_digits / evaluate_images need neither")
+    try:
+        import torch_fidelity
+    except Exception as err:  # torch-fidelity imports torchvision at import time
+        raise InceptionUnavailable(
+            f"torch-fidelity is installed but could not be imported ({type(err).__name__}: {err}); it imports "
+            f"torchvision, which must be installed and built for the installed torch {torch.__version__} "
+            "(pip install 'r3gan-core[inception]' installs both)") from err
+    return torch_fidelity
+
+
+def inception_ready(weights_path: str | os.PathLike | None = None) -> Path:
+    """The weights file, once both it and an importable torch-fidelity are there; otherwise InceptionUnavailable
+    saying everything that is missing (the file and where to put it, the install command). Cheap: no network."""
+    problems, path = [], None
+    try:
+        path = find_inception_weights(weights_path)
+    except InceptionUnavailable as err:
+        problems.append(str(err))
+    try:
+        _import_torch_fidelity()
+    except InceptionUnavailable as err:
+        problems.append(str(err))
+    if problems:
+        raise InceptionUnavailable(". ".join(problems) + ".")
+    return path
 
 
 def _uint8_rgb(images: Tensor) -> Tensor:
@@ -162,24 +253,93 @@ class _Uint8Images(torch.utils.data.Dataset):
         return self.images[index]
 
 
+def inception_features(image_sets: list[Tensor], weights_path: str | os.PathLike, *, device: str = "cpu",
+                       batch_size: int = 64) -> list[Tensor]:
+    """2048-d Inception-v3 pool3 features (float32, CPU) of each image set ([-1, 1], N x C x H x W).
+
+    torch-fidelity's own extractor ('inception-v3-compat': TensorFlow-compatible resizing to 299 x 299 and
+    weights), built once from the local file through its `feature_extractor_weights_path` argument, the same
+    argument torch_fidelity.calculate_metrics forwards to it. With a path it loads that file and never calls
+    torch.hub's download; r3gan_core always gives one (find_inception_weights).
+    """
+    torch_fidelity = _import_torch_fidelity()
+    extractor = torch_fidelity.FeatureExtractorInceptionV3(
+        "inception-v3-compat", [INCEPTION_LAYER], feature_extractor_weights_path=str(weights_path))
+    extractor = extractor.to(device).eval()
+    out = []
+    with torch.no_grad():
+        for images in image_sets:
+            x = as_images(images, "images")
+            batches = [extractor(_uint8_rgb(x[s:s + batch_size]).to(device))[0].float().cpu()
+                       for s in range(0, len(x), batch_size)]
+            out.append(torch.cat(batches))
+    return out
+
+
+def inception_scores(real_features: Tensor, fake_features: Tensor, *, kid_subsets: int = KID_SUBSETS,
+                     kid_subset_size: int = KID_SUBSET_SIZE, pr_samples: int | None = PR_SAMPLES,
+                     seed: int = 0) -> dict[str, Any]:
+    """FID, KID (mean, std) and precision / recall from Inception features, by torch-fidelity's own functions.
+
+    The arithmetic is torch-fidelity's (metric_fid, metric_kid, metric_prc, as its calculate_metrics runs them
+    with input1 = fake, input2 = real and rng_seed = seed), so the numbers are the ones it reports for these
+    features. KID: `kid_subsets` subsets of min(kid_subset_size, n_real, n_fake) rows. Precision / recall
+    (k = 3) on at most `pr_samples` rows of each (the same seeded rows evaluate_images uses), by torch-fidelity's
+    `prc` where it has one (>= 0.4), else by r3gan_core.metrics.precision_recall on the same features; `pr_source`
+    says which.
+    """
+    torch_fidelity = _import_torch_fidelity()
+    from torch_fidelity import metric_fid, metric_kid
+
+    real = torch.as_tensor(real_features).detach().to("cpu", torch.float32)
+    fake = torch.as_tensor(fake_features).detach().to("cpu", torch.float32)
+    fid = metric_fid.fid_statistics_to_metric(metric_fid.fid_features_to_statistics(fake),
+                                              metric_fid.fid_features_to_statistics(real), False)
+    kid = metric_kid.kid_features_to_metric(fake, real, kid_subsets=kid_subsets,
+                                            kid_subset_size=min(kid_subset_size, len(real), len(fake)),
+                                            rng_seed=seed, verbose=False)
+    real_pr, fake_pr = random_rows(real, pr_samples, seed), random_rows(fake, pr_samples, seed + 1)
+    try:
+        from torch_fidelity import metric_prc
+    except ImportError:  # torch-fidelity 0.3 has no precision / recall
+        pr = precision_recall(real_pr, fake_pr, PR_NEIGHBOURS)
+        pr_source = (f"r3gan_core.metrics.precision_recall, k = {PR_NEIGHBOURS} (torch-fidelity "
+                     f"{torch_fidelity.__version__} has no prc)")
+    else:
+        pr = metric_prc.prc_features_to_metric(fake_pr, real_pr, prc_neighborhood=PR_NEIGHBOURS,
+                                               save_cpu_ram=True, verbose=False)
+        pr_source = f"torch-fidelity {torch_fidelity.__version__} prc, k = {PR_NEIGHBOURS}"
+    return {"fid": float(fid[metric_fid.KEY_METRIC_FID]),
+            "kid": float(kid[metric_kid.KEY_METRIC_KID_MEAN]),
+            "kid_std": float(kid[metric_kid.KEY_METRIC_KID_STD]),
+            "precision": float(pr["precision"]),
+            "recall": float(pr["recall"]),
+            "inception_pr_source": pr_source,
+            "inception_pr_samples": min(len(real_pr), len(fake_pr))}
+
+
 def inception_metrics(real: Any, fake: Any, *, weights_path: str | os.PathLike | None = None,
-                      kid_subset_size: int = KID_SUBSET_SIZE) -> dict[str, float]:
-    """FID and KID on Inception-v3 features through torch-fidelity, only when it is installed AND its weights
-    are on disk; otherwise a RuntimeError that says which is missing (never a download)."""
-    if importlib.util.find_spec("torch_fidelity") is None:
-        raise RuntimeError("inception_metrics needs torch-fidelity, which is not installed "
-                           "(pip install 'r3gan-core[inception]'), plus its Inception weights on disk; "
-                           "r3gan_core never downloads them. For digit datasets use fd_digits / evaluate_images.")
-    path = find_inception_weights(weights_path)
-    import torch_fidelity
+                      kid_subsets: int = KID_SUBSETS, kid_subset_size: int = KID_SUBSET_SIZE,
+                      pr_samples: int | None = PR_SAMPLES, seed: int = 0, device: str | None = None,
+                      batch_size: int = 64) -> dict[str, Any]:
+    """FID, KID and precision / recall of `fake` against `real` in Inception-v3 space (the paper's metrics).
 
+    real, fake:    images N x C x H x W in [-1, 1] (tensors, arrays or ImageDatasets), C = 1 or 3; all are used.
+    weights_path:  torch-fidelity's weights file weights-inception-2015-12-05-6726825d.pth; None or "auto"
+                   searches $R3GAN_INCEPTION_WEIGHTS and torch hub's checkpoints folder (find_inception_weights).
+    device:        where Inception-v3 runs (None = CUDA when there is one); seed: KID subsets and P/R rows.
+
+    Features come from torch-fidelity's extractor loaded from the local file (inception_features), the metrics
+    from torch-fidelity's functions (inception_scores). InceptionUnavailable (a RuntimeError) says what is missing
+    (the file and where to put it, or the install command) when torch-fidelity or the weights are not there:
+    never a download.
+    """
+    path = inception_ready(weights_path)
     real_x, fake_x = as_images(real, "real"), as_images(fake, "fake")
-    result = torch_fidelity.calculate_metrics(
-        input1=_Uint8Images(fake_x), input2=_Uint8Images(real_x), fid=True, kid=True, isc=False, prc=False,
-        kid_subset_size=min(kid_subset_size, len(real_x), len(fake_x)), feature_extractor_weights_path=str(path),
-        cuda=torch.cuda.is_available(), cache=False, verbose=False)
-    return {"fid": float(result["frechet_inception_distance"]),
-            "kid": float(result["kernel_inception_distance_mean"]),
-            "kid_std": float(result["kernel_inception_distance_std"]),
-            "feature_space": "Inception-v3 pool3 (torch-fidelity, pt_inception-2015-12-05)"}
-
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    real_f, fake_f = inception_features([real_x, fake_x], path, device=device, batch_size=batch_size)
+    scores = inception_scores(real_f, fake_f, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
+                              pr_samples=pr_samples, seed=seed)
+    return {**scores, "num_real": len(real_x), "num_fake": len(fake_x),
+            "inception_feature_space": INCEPTION_FEATURE_SPACE, "inception_weights": str(path)}

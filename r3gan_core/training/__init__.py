@@ -1,6 +1,6 @@
 """Training: the loop (`loop.train`), one iteration's phases (`steps`), the run's settings (`config`), recipes and
-schedules (`recipes`, `schedules`), EMA, checkpoints, the shared batch stream, config A's extras, distributed
-helpers and the files a run writes (`run_files`).
+schedules (`recipes`, `schedules`), ADA's augmentation of what D sees (`augment`), EMA, checkpoints, the shared
+batch stream, config A's extras, distributed helpers and the files a run writes (`run_files`).
 
     from r3gan_core.training import TrainConfig, train
 """

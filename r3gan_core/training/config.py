@@ -42,6 +42,9 @@ class TrainConfig:
     lr: float | tuple[float, float] | None = None
     beta2: float | tuple[float, float] | None = None
     ema_half_life: float | tuple[float, float] | None = None  # images
+    # ADA augmentation probability per transform on all D sees (training.augment; p > 0 needs kornia): the official
+    # presets ramp it 0 -> 0.55 (cifar10), 0.3 (ffhq), 0.5 (imagenet32), 0.4 (imagenet64); 0 = off.
+    aug_p: float | tuple[float, float] | None = None
     schedule_images: int | None = None  # T of every cosine
     penalty_interval: int | None = None  # apply R1/R2 every k D steps with weight x k (16 = StyleGAN2's lazy R1)
     pl_interval: int | None = None  # path length every k G steps; 0 = off (needs G.mapping / G.synthesis)
@@ -115,7 +118,7 @@ def recipe_for(cfg: TrainConfig) -> Recipe:
     """The recipe of cfg.config at cfg.preset with cfg's overrides applied."""
     pl = cfg.pl_interval
     overrides = dict(loss=cfg.loss, penalty=cfg.penalty, gamma=cfg.gamma, lr=cfg.lr, beta2=cfg.beta2,
-                     ema_half_life=cfg.ema_half_life, batch=cfg.batch, total_images=cfg.total_images,
+                     ema_half_life=cfg.ema_half_life, aug_p=cfg.aug_p, batch=cfg.batch, total_images=cfg.total_images,
                      penalty_interval=cfg.penalty_interval, style_mixing=cfg.style_mixing)
     recipe = make_recipe(cfg.config, cfg.preset, schedule_images=cfg.schedule_images, **overrides)
     if pl is not None:

@@ -16,8 +16,10 @@ several GPUs ``torchrun --nproc_per_node=4 -m r3gan_core.cli train ...`` (the gl
 
 One iteration, in this order (counted in real images shown to D, as EDM2 counts kimg); each phase is a function
 of `training.steps` that a test or benchmark can call on its own:
-  schedule   lr, beta2, gamma, EMA half-life from the recipe's cosines at the current image count
-  D step     fakes from G (no grad), discriminator_objective (adversarial + (gamma/2)(R1 + R2)); for config A
+  schedule   lr, beta2, gamma, EMA half-life, augmentation probability from the recipe's cosines at the current
+             image count
+  D step     fakes from G (no grad), discriminator_objective (adversarial + (gamma/2)(R1 + R2)) on what D sees
+             through ADA's augmentation when its probability is above 0 (training.augment); for config A
              the penalty only every 16 steps with its weight multiplied by 16 (lazy R1)
   G step     a fresh real batch (RpGAN pairs it with the fakes), generator_objective; for config A style
              mixing and, every 4 steps, path-length regularisation; optional BigGAN orthogonal penalty
@@ -52,6 +54,7 @@ from ..report import device_description, git_commit
 from ..sampling import fixed_latents, sample_images
 from . import checkpoint as ckpt_io
 from . import distributed as dist_utils
+from .augment import require_kornia
 from .config import (AMP_CHOICES, LOG_NAME, SPECTRAL_NAME, TrainConfig, TrainResult, build_networks, check_resumable,
                      dataset_spec, load_data, recipe_for)
 from .ema import make_ema
@@ -112,15 +115,15 @@ def _train(cfg: TrainConfig, env: dist_utils.DistEnv, files: RunFiles, stop: Sto
         logs_now = crossed(cfg.log_every, before, after) or after >= total
         checkpoint_now = files.checkpoint is not None and (crossed(cfg.checkpoint_every, before, after) or after >= total)
         check = (state.step + 1) % guard_every == 0 or logs_now or checkpoint_now
-        # Schedule: lr, beta2, gamma are functions of the images seen so far.
-        lr, beta2, gamma = apply_schedule(ctx.recipe, state)
+        # Schedule: lr, beta2, gamma, aug_p are functions of the images seen so far.
+        lr, beta2, gamma, aug_p = apply_schedule(ctx.recipe, state)
         # D step (on a checked step D is not updated when a statistic is non-finite: the run stops as diverged).
-        stats, bad = discriminator_step(ctx, state, gamma, measure_gradients=logs_now, check=check)
+        stats, bad = discriminator_step(ctx, state, gamma, measure_gradients=logs_now, check=check, aug_p=aug_p)
         if bad is not None:
             status, message = "diverged", _divergence_message("D", state, stats, bad, last_good)
             break
         # G step.
-        g_stats, bad = generator_step(ctx, state, check=check)
+        g_stats, bad = generator_step(ctx, state, check=check, aug_p=aug_p)
         stats.update(g_stats)
         if bad is not None:
             status, message = "diverged", _divergence_message("G", state, stats, bad, last_good)
@@ -140,7 +143,8 @@ def _train(cfg: TrainConfig, env: dist_utils.DistEnv, files: RunFiles, stop: Sto
         done = after >= total
         # Log record at its interval; the blow-up rule is checked on it.
         if logs_now:
-            rec = log.write_record(lr=lr, beta2=beta2, gamma=gamma, ema_half_life=half_life, ema_beta=beta)
+            rec = log.write_record(lr=lr, beta2=beta2, gamma=gamma, ema_half_life=half_life, ema_beta=beta,
+                                   aug_p=aug_p)
             bar.set_postfix(d=f"{rec['d_loss']:.3f}", g=f"{rec['g_loss']:.3f}", r1=f"{rec.get('r1', 0):.3g}")
             blown = divergence_reason(rec, cfg.blowup) if cfg.blowup else ""
             if blown:
@@ -192,6 +196,8 @@ def prepare(cfg: TrainConfig, env: dist_utils.DistEnv, data: Any = None) -> tupl
     channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     _check_batch(recipe, cfg, env.world_size)
+    if max(recipe.aug_p.base, recipe.aug_p.final) > 0:
+        require_kornia()  # fail now with the install hint, not at the first augmented step
 
     # Data: small datasets live on the device; the global batch is drawn by index (BatchStream).
     ds = data if data is not None else load_data(cfg)

@@ -7,7 +7,12 @@ What each configuration trains with (paper Sec. 3, Table 2; PAPER_FACTS Sec. 4-5
 * B  A stripped bare: GAN loss + R1 applied every step (no lazy regularisation), no path length, no mixing.
 * C  B with the well-behaved loss: RpGAN + R1 + R2 (the config object differs from B by its loss only).
 * D, E  RpGAN + R1 + R2 with the official cosine schedules of Sec. 5: lr 2e-4 -> 5e-5, beta2 0.9 -> 0.99,
-     gamma and EMA half-life per preset, all over T images, Adam beta1 = 0, eps 1e-8.
+     gamma, EMA half-life and augmentation probability per preset, all over T images, Adam beta1 = 0, eps 1e-8.
+
+Augmentation (training.augment, ADA's 'bgc' pipeline on everything D sees): the official presets ramp its
+probability from 0 (CIFAR-10 to 0.55, FFHQ to 0.3, ImageNet-32 to 0.5, ImageNet-64 to 0.4); StackedMNIST and
+the small presets keep it at 0. Configs B-E take the preset's ramp; config A has none (StyleGAN2-ADA's adaptive
+p is not implemented).
 
 Where a number is not in the paper it is marked `ours` in the preset's notes. Small CPU presets (digits8,
 digits16, stacked8, stacked16) are ours entirely: they keep the shape of the official schedules at a size a
@@ -43,6 +48,7 @@ class PresetSchedule:
     total_images: int  # suggested length of a run
     dataset: str | None  # default data spec for r3gan_core.data.load_dataset; None = the user must name one
     notes: str
+    aug_p: tuple[float, float] = (0.0, 0.0)  # augmentation probability (training.augment); 0 = off
 
 
 _R3 = dict(lr=(2e-4, 5e-5), beta2=(0.9, 0.99))  # every official preset (PAPER_FACTS Sec. 5)
@@ -56,13 +62,12 @@ def _small(resolution: int, dataset: str) -> PresetSchedule:
 
 
 def _official(resolution: int, images: int, gamma: tuple[float, float], ema_half_life: float, batch: int,
-              aug: str) -> PresetSchedule:
-    """An official preset: T = run length = `images`, EMA half-life 0 -> `ema_half_life`; no default data.
-
-    `aug` is the final augmentation probability of the official schedule, which we do not implement.
-    """
+              aug: float) -> PresetSchedule:
+    """An official preset: T = run length = `images`, EMA half-life 0 -> `ema_half_life`, augmentation
+    probability 0 -> `aug`; no default data."""
     return PresetSchedule(resolution, images, **_R3, gamma=gamma, ema_half_life=(0.0, ema_half_life), batch=batch,
-                          total_images=images, dataset=None, notes=f"official; aug 0 -> {aug} not implemented")
+                          total_images=images, dataset=None, notes=f"official; aug p 0 -> {aug}",
+                          aug_p=(0.0, aug))
 
 
 SMALL_PRESETS = ("digits8", "digits16", "stacked8", "stacked16")
@@ -79,11 +84,11 @@ PRESETS: dict[str, PresetSchedule] = {
                                    notes="paper: 10 Mimg, batch 512, gamma 1 -> 0.1; ours: lr decay to 5e-5, "
                                          "EMA 0 -> 0.5 M (the FFHQ value)"),
     # Official presets (PAPER_FACTS Sec. 5); batches from the official README's commands.
-    "cifar10": _official(32, 20_000_000, gamma=(0.05, 0.005), ema_half_life=5_000_000.0, batch=512, aug="0.55"),
-    "ffhq64": _official(64, 20_000_000, gamma=(2.0, 0.2), ema_half_life=500_000.0, batch=256, aug="0.3"),
-    "ffhq256": _official(256, 20_000_000, gamma=(150.0, 15.0), ema_half_life=500_000.0, batch=256, aug="0.3"),
-    "imagenet32": _official(32, 200_000_000, gamma=(0.5, 0.05), ema_half_life=50_000_000.0, batch=4096, aug="0.5"),
-    "imagenet64": _official(64, 200_000_000, gamma=(1.0, 0.1), ema_half_life=50_000_000.0, batch=4096, aug="0.4"),
+    "cifar10": _official(32, 20_000_000, gamma=(0.05, 0.005), ema_half_life=5_000_000.0, batch=512, aug=0.55),
+    "ffhq64": _official(64, 20_000_000, gamma=(2.0, 0.2), ema_half_life=500_000.0, batch=256, aug=0.3),
+    "ffhq256": _official(256, 20_000_000, gamma=(150.0, 15.0), ema_half_life=500_000.0, batch=256, aug=0.3),
+    "imagenet32": _official(32, 200_000_000, gamma=(0.5, 0.05), ema_half_life=50_000_000.0, batch=4096, aug=0.5),
+    "imagenet64": _official(64, 200_000_000, gamma=(1.0, 0.1), ema_half_life=50_000_000.0, batch=4096, aug=0.4),
 }
 
 
@@ -110,6 +115,7 @@ class Recipe:
     pl_decay: float = 0.01  # EMA rate of the running mean path length
     pl_batch_shrink: int = 2  # path length on batch / 2 samples (StyleGAN2)
     style_mixing: float = 0.0  # probability of mixing two latents per batch (needs G.mapping / G.synthesis)
+    aug_p: Cosine = Cosine(0.0, 0.0, 0.0)  # ADA augmentation probability of each transform (training.augment)
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def as_dict(self) -> dict:
@@ -118,8 +124,9 @@ class Recipe:
     @classmethod
     def from_dict(cls, d: dict) -> "Recipe":
         d = dict(d)
-        for name in ("lr", "beta2", "gamma", "ema_half_life"):
-            d[name] = Cosine(**d[name])
+        for name in _SCHEDULED:
+            if name in d:  # aug_p is absent from recipes saved before it existed (= 0)
+                d[name] = Cosine(**d[name])
         d["notes"] = tuple(d.get("notes", ()))
         return cls(**d)
 
@@ -144,7 +151,9 @@ def _stylegan2_recipe(preset: str, p: PresetSchedule, batch: int | None = None) 
         batch=batch, total_images=p.total_images,
         penalty_interval=16, pl_interval=4, pl_weight=2.0, pl_decay=0.01, pl_batch_shrink=2, style_mixing=0.9,
         notes=(f"config A: {note}", "lazy R1 folded into that step's D objective (no separate Adam step); "
-               "path length folded into that step's G objective"),
+               "path length folded into that step's G objective")
+        + (("no augmentation: ADA's adaptive p is not implemented (the preset's aug_p ramp is for B-E)",)
+           if p.aug_p != (0.0, 0.0) else ()),
     )
 
 
@@ -156,7 +165,8 @@ def _r3gan_recipe(config: str, preset: str, p: PresetSchedule) -> Recipe:
     if config in ("B", "C") and preset not in SMALL_PRESETS:
         # Paper Sec. 3.1: without equalised lr, B lowers StyleGAN2's 2.5e-3 to 5e-5 (Adam without momentum).
         lr, beta2 = Cosine.constant(5e-5), Cosine.constant(0.99)
-        notes.append("configs B/C: lr 5e-5 constant (paper Sec. 3.1); gamma and EMA from the E preset (ours)")
+        notes.append("configs B/C: lr 5e-5 constant (paper Sec. 3.1); gamma, EMA and augmentation from the E "
+                     "preset (ours)")
     elif config in ("B", "C", "D"):
         notes.append(f"config {config}: E's schedules reused (ours)")
     loss, penalty = ("gan", "r1") if config == "B" else ("rpgan", "r1+r2")
@@ -164,7 +174,7 @@ def _r3gan_recipe(config: str, preset: str, p: PresetSchedule) -> Recipe:
         config=config, preset=preset, loss=loss, penalty=penalty,
         lr=lr, beta1=0.0, beta2=beta2, eps=1e-8,
         gamma=Cosine(*p.gamma, T), ema_half_life=Cosine(*p.ema_half_life, T), ema_rampup=None,
-        batch=p.batch, total_images=p.total_images, notes=tuple(notes),
+        batch=p.batch, total_images=p.total_images, aug_p=Cosine(*p.aug_p, T), notes=tuple(notes),
     )
 
 
@@ -179,14 +189,14 @@ def _as_cosine(name: str, value: float | tuple[float, float] | Cosine, total_ima
     return Cosine.constant(float(value))
 
 
-_SCHEDULED = ("lr", "beta2", "gamma", "ema_half_life")
+_SCHEDULED = ("lr", "beta2", "gamma", "ema_half_life", "aug_p")
 
 
 def make_recipe(config: str, preset: str, *, schedule_images: int | None = None, **overrides) -> Recipe:
     """The recipe of `config` at `preset`, with any Recipe field overridden.
 
     schedule_images: a new T for every cosine (None = the preset's). Scheduled fields (lr, beta2, gamma,
-    ema_half_life) take a number or a (base, final) pair; None values are ignored (= keep the recipe's).
+    ema_half_life, aug_p) take a number or a (base, final) pair; None values are ignored (= keep the recipe's).
     """
     require_choice("config", config, CONFIGS)
     require_choice("preset", preset, PRESETS)
@@ -229,6 +239,8 @@ def validate_recipe(r: Recipe) -> None:
         s = getattr(r, name)
         if min(s.base, s.final) < 0:
             raise ValueError(f"{name} must be >= 0, got {s}")
+    if not (0.0 <= min(r.aug_p.base, r.aug_p.final) and max(r.aug_p.base, r.aug_p.final) <= 1.0):
+        raise ValueError(f"aug_p must be a probability in [0, 1], got {r.aug_p}")
     if not (0.0 <= r.beta2.base < 1.0 and 0.0 <= r.beta2.final < 1.0 and 0.0 <= r.beta1 < 1.0):
         raise ValueError(f"Adam betas must lie in [0, 1): beta1={r.beta1}, beta2={r.beta2}")
 

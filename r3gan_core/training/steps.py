@@ -2,14 +2,15 @@
 order; a test or a benchmark can call each on its own (benchmarks/bench_iteration.py --trainer times exactly these).
 
     ctx = StepContext(...); state = RunState(...)
-    lr, beta2, gamma = apply_schedule(ctx.recipe, state)
-    d_stats, bad = discriminator_step(ctx, state, gamma, measure_gradients=True)  # bad None: D was updated
-    g_stats, bad = generator_step(ctx, state)
+    lr, beta2, gamma, aug_p = apply_schedule(ctx.recipe, state)
+    d_stats, bad = discriminator_step(ctx, state, gamma, measure_gradients=True, aug_p=aug_p)  # bad None: updated
+    g_stats, bad = generator_step(ctx, state, aug_p=aug_p)
     ema_step(ctx, state, use_ema=True)
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -17,8 +18,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..losses import detached_stats, discriminator_objective, generator_objective
+from ..losses import Augment, detached_stats, discriminator_objective, generator_objective
 from . import distributed as dist_utils
+from .augment import augment
 from .ema import update_ema
 from .recipes import Recipe
 from .schedules import ema_beta, ema_half_life
@@ -88,19 +90,30 @@ class StepContext:
         return x, c
 
 
-def apply_schedule(recipe: Recipe, state: RunState) -> tuple[float, float, float]:
-    """(lr, beta2, gamma) at the images seen so far, set on both optimisers."""
-    lr, beta2, gamma = (recipe.lr(state.images_seen), recipe.beta2(state.images_seen),
-                        recipe.gamma(state.images_seen))
+def apply_schedule(recipe: Recipe, state: RunState) -> tuple[float, float, float, float]:
+    """(lr, beta2, gamma, aug_p) at the images seen so far; lr and beta2 are set on both optimisers, gamma and
+    aug_p go to the D and G steps."""
+    t = state.images_seen
+    lr, beta2, gamma, aug_p = recipe.lr(t), recipe.beta2(t), recipe.gamma(t), recipe.aug_p(t)
     for opt in (state.opt_G, state.opt_D):
         for group in opt.param_groups:
             group["lr"], group["betas"] = lr, (recipe.beta1, beta2)
-    return lr, beta2, gamma
+    return lr, beta2, gamma, aug_p
 
 
-def discriminator_step(ctx: StepContext, state: RunState, gamma: float, measure_gradients: bool, check: bool = True
-                       ) -> tuple[dict[str, float], list[str] | None]:
+def augmenter(p: float, stream: BatchStream) -> Augment | None:
+    """ADA's augmentation at probability p drawing from the batch stream for the global batch (this rank keeps
+    its rows); None when p == 0, so nothing is drawn and the step is what it was without augmentation."""
+    if p == 0:
+        return None
+    return functools.partial(augment, p=p, generator=stream.gen, shard=(stream.rank, stream.world_size))
+
+
+def discriminator_step(ctx: StepContext, state: RunState, gamma: float, measure_gradients: bool, check: bool = True,
+                       aug_p: float = 0.0) -> tuple[dict[str, float], list[str] | None]:
     """Adversarial loss + (gamma/2)(R1 + R2) (paper Eq. 3-4); lazy for config A (every k steps, weight x k).
+
+    aug_p: ADA's augmentation probability (training.augment) on the reals and fakes D sees, penalties included.
 
     Fakes come from G without gradient. D's input-gradient norms come free with the penalty's own gradients and
     are measured besides only when `measure_gradients` (the steps that write a log record). Returns the step's
@@ -120,7 +133,8 @@ def discriminator_step(ctx: StepContext, state: RunState, gamma: float, measure_
     with ctx.autocast():
         d_obj, stats = discriminator_objective(D, real, fake.float(), recipe.loss, penalty, d_gamma, labels=c,
                                                measure_gradients=measure_gradients, fused=ctx.fuse_penalties,
-                                               as_tensors=ctx.stats_on_device)
+                                               as_tensors=ctx.stats_on_device,
+                                               augment=augmenter(aug_p, state.stream))
     state.opt_D.zero_grad(set_to_none=True)
     d_obj.float().mean().backward()
     dist_utils.all_reduce_grads(list(D.parameters()), ctx.env)
@@ -130,9 +144,11 @@ def discriminator_step(ctx: StepContext, state: RunState, gamma: float, measure_
     return stats, _step_if_finite(state.opt_D, stats, ctx.env, check)
 
 
-def generator_step(ctx: StepContext, state: RunState, check: bool = True) -> tuple[dict[str, float], list[str] | None]:
+def generator_step(ctx: StepContext, state: RunState, check: bool = True, aug_p: float = 0.0
+                   ) -> tuple[dict[str, float], list[str] | None]:
     """G's non-saturating loss on a fresh real batch paired with the fakes (RpGAN); for config A style mixing and,
-    every k steps, path-length regularisation; BigGAN's orthogonal penalty when ctx.ortho_beta is set."""
+    every k steps, path-length regularisation; BigGAN's orthogonal penalty when ctx.ortho_beta is set. aug_p: ADA's
+    augmentation probability on what D sees (G's gradient passes through the augmentation)."""
     recipe, G, D, stream = ctx.recipe, state.G, state.D, state.stream
     real, c = ctx.draw_real(stream)
     z = stream.normal(recipe.batch, G.z_dim).to(ctx.device)
@@ -141,7 +157,7 @@ def generator_step(ctx: StepContext, state: RunState, check: bool = True) -> tup
     with ctx.autocast():
         fake = generate(G, z, c, recipe.style_mixing, stream, ctx.device)
         g_obj, stats = generator_objective(D, fake, real if recipe.loss == "rpgan" else None, recipe.loss, labels=c,
-                                           as_tensors=ctx.stats_on_device)
+                                           as_tensors=ctx.stats_on_device, augment=augmenter(aug_p, stream))
     g_total = g_obj.float().mean()
     if recipe.pl_interval is not None and state.step % recipe.pl_interval == 0:
         n_pl = recipe.batch // recipe.pl_batch_shrink
