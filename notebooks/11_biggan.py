@@ -70,7 +70,8 @@ runs, grids = chapter.train_or_load(stored, lambda: experiments.run_variants(
 chapter.count_runs(prov, runs)
 print(f"{len(runs)} runs, {settings['total_images']:,} real images each, seeds {settings['seeds']}")
 tables.show(experiments.summary_table(runs, ("fd_digits", "precision_digits", "recall_digits", "modes")),
-            rename={"label": "run", "failed": "diverged / seeds"})
+            rename={"label": "run", "failed": "diverged / seeds"},
+            columns=["label", "failed", "fd_digits", "precision_digits", "recall_digits", "modes"])
 
 # %% [markdown]
 # ## 1. The truncation trick
@@ -93,7 +94,7 @@ generators = biggan_study.run_generators(runs, (biggan_study.STABLE, ortho_label
 sweeps = stored["metrics"]["truncation"] if stored else biggan_study.truncation_sweeps(generators, base, settings)
 sweep_grids = biggan_study.truncation_grids(generators, settings, seed=settings["seeds"][0])
 G_stable, G_ortho = (generators.get((label, settings["seeds"][0])) for label in (biggan_study.STABLE, ortho_label))
-tables.show(biggan_study.truncation_table(sweeps))
+tables.show(biggan_study.truncation_table(sweeps), columns=["model", "threshold", *biggan_study.TRUNCATION_PLOTTED])
 
 # %% [markdown]
 # The trade-off as curves (precision = fidelity, recall and modes = diversity, FD-digits = both; "none" = no
@@ -188,7 +189,8 @@ if profile == "smoke":
 # %%
 gamma_runs = [r for r in runs if r["label"] in {biggan_study.gamma_label(g) for g in settings["gammas"]}]
 gamma_rows = biggan_study.gamma_sweep_rows(gamma_runs)
-tables.show(biggan_study.gamma_table(gamma_rows))
+tables.show(biggan_study.gamma_table(gamma_rows), columns=["gamma", "failed", "fd_digits", "fd_cost_pct",
+                                                          "recall_digits", "late_max_grad_norm_fake"])
 
 # %%
 fig = biggan_study.plot_gamma_sweep(gamma_rows, prov)

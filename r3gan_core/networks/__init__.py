@@ -42,7 +42,7 @@ OVERRIDES: dict[str, tuple[str, ...]] = {
 
 
 # What each override's value must be (checked before any network is built, so a typo names its key).
-_POSITIVE_INTS = ("resolution", "channels", "z_dim", "w_dim", "mapping_layers", "blocks_per_stage",
+_POSITIVE_INTS = ("channels", "z_dim", "w_dim", "mapping_layers", "blocks_per_stage",
                   "channels_per_group", "g_embed_dim", "d_embed_dim", "channel_base", "channel_max",
                   "mbstd_group_size")
 _POSITIVE_NUMBERS = ("expansion", "mapping_lr_multiplier")
@@ -55,6 +55,8 @@ def check_override_values(overrides: dict[str, Any]) -> None:
         return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
     for key, value in overrides.items():
+        if key == "resolution" and not (whole(value) and value >= 4 and value & (value - 1) == 0):
+            raise ValueError(f"network override resolution={value!r}: must be a power of two >= 4")
         if key in _POSITIVE_INTS and not whole(value):
             raise ValueError(f"network override {key}={value!r}: must be a positive whole number")
         if key == "num_classes" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
