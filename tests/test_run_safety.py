@@ -213,6 +213,22 @@ def test_a_missing_gpu_is_named(tmp_path, capsys, device):
              f"--device: device {device!r}: this machine has no CUDA GPU", "valid choices here: auto, cpu")
 
 
+def test_labels_beyond_the_class_count_are_refused_before_writing(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    images = tmp_path / "imgs"
+    images.mkdir()
+    for i in range(8):
+        Image.fromarray(np.full((8, 8), 30 * i, dtype=np.uint8)).save(images / f"{i}.png")
+    (images / "dataset.json").write_text(json.dumps({"labels": [[f"{i}.png", 50 + i] for i in range(8)]}))
+    out = tmp_path / "run"
+    _refused(["train", "--preset", "digits8", "--conditional", "--dataset", f"folder:{images}", "--total-images",
+              "16", "--batch", "8", "--no-progress", "--out-dir", str(out)], capsys,
+             "class labels up to 57", "--network num_classes=58")
+    assert not out.exists()
+
+
 def test_resume_without_out_dir_is_refused(capsys):
     _refused(["train", "--resume", "--total-images", "16"], capsys, "--resume without PATH", "--out-dir")
 
@@ -223,6 +239,15 @@ def test_out_dir_that_is_a_file_or_under_a_file(tmp_path, capsys):
     _refused(TINY + ["--total-images", "16", "--out-dir", str(afile)], capsys, "is a file, not a folder")
     _refused(TINY + ["--total-images", "16", "--out-dir", str(afile / "run")], capsys, "is a file, not a folder")
     assert afile.read_text() == "mine"
+
+
+def test_an_unwritable_out_dir_is_refused_before_data_loads(tmp_path, capsys, monkeypatch):
+    # root may write anywhere, so the permission is simulated where the check reads it (os.access)
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if Path(path) == tmp_path else real_access(path, mode))
+    _refused(TINY + ["--total-images", "16", "--out-dir", str(tmp_path / "run")], capsys, "is not writable",
+             str(tmp_path))
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_full_disk_is_a_message_and_keeps_the_last_checkpoint(run_dir, capsys, monkeypatch):

@@ -211,6 +211,10 @@ def prepare(cfg: TrainConfig, env: dist_utils.DistEnv, data: Any = None) -> tupl
     # Networks: the same seed on every rank (then broadcast anyway); then per-rank seeds for in-network noise.
     ckpt_io.seed_everything(cfg.seed)
     G, D = build_networks(cfg)
+    if labels is not None and len(labels) and int(labels.max()) >= G.num_classes:
+        raise ValueError(f"dataset {dataset_spec(cfg)!r} has class labels up to {int(labels.max())} but the "
+                         f"conditional networks have {G.num_classes} classes: pass --network "
+                         f"num_classes={int(labels.max()) + 1} (in Python: network={{'num_classes': ...}})")
     if tuple(images.shape[1:]) != (G.channels, G.resolution, G.resolution):
         raise ValueError(f"dataset images are {tuple(images.shape[1:])} but config {cfg.config} / preset "
                          f"{cfg.preset} generates {(G.channels, G.resolution, G.resolution)}")
