@@ -110,8 +110,6 @@ def truncation_sweep(G: torch.nn.Module, cfg: TrainConfig, thresholds: list[floa
     TRUNCATION_COLUMNS. cfg names the data; seed, num_samples and eval_options should be the run's, so that the
     untruncated row repeats the run's own last evaluation.
     """
-    if G is None:
-        raise ValueError("truncation_sweep needs a trained generator (None: the run diverged, nothing to sample)")
     real = load_dataset(dataset_spec(cfg), max_items=cfg.max_items, seed=seed).images  # as train_and_evaluate
     rows: list[dict[str, Any]] = []
     with torch_threads(threads):
@@ -156,11 +154,14 @@ def _per_seed(rows: list[dict[str, Any]]) -> dict[int, dict[float | None, dict[s
     return out
 
 
-def _threshold_means(rows: list[dict[str, Any]], metric: str) -> dict[float | None, list[float]]:
-    """{threshold: [metric of every seed]} of one model's sweep."""
-    out: dict[float | None, list[float]] = {}
-    for r in rows:
-        out.setdefault(r["threshold"], []).append(float(r[metric]))
+def _values_by(rows: list[dict[str, Any]], key: str, metric: str) -> dict[Any, list[float]]:
+    """{row[key]: [metric of every row with that key]} (e.g. every seed at one threshold or one gamma); rows whose
+    metric is missing or non-finite (a diverged run) add the key with no value."""
+    out: dict[Any, list[float]] = {}
+    for row in rows:
+        values = out.setdefault(row[key], [])
+        if row.get(metric) is not None and math.isfinite(float(row[metric])):
+            values.append(float(row[metric]))
     return out
 
 
@@ -186,7 +187,7 @@ def truncation_verdicts(sweeps: dict[str, list[dict[str, Any]]], plain: str, ort
         down = [b["recall_digits"] > x["recall_digits"] for b, x in zip(base, strong)]
         both = sum(u and d for u, d in zip(up, down))
         word = "SEEN" if both == len(seeds) else "PARTLY" if any(up) else "NOT SEEN (no fidelity gained)"
-        fd = {k: finite_mean(v) for k, v in _threshold_means(rows, "fd_digits").items()}
+        fd = {k: finite_mean(v) for k, v in _values_by(rows, "threshold", "fd_digits").items()}
         best = min(fd, key=fd.get)
 
         def moved(metric: str) -> str:
@@ -230,7 +231,7 @@ def plot_truncation_curves(sweeps: dict[str, list[dict[str, Any]]], provenance) 
         order = rows_thresholds(rows)
         names = [threshold_name(t) for t in order]
         for ax, metric in zip(axes, TRUNCATION_PLOTTED):
-            values = _threshold_means(rows, metric)
+            values = _values_by(rows, "threshold", metric)
             mean = [float(np.mean(values[t])) for t in order]
             sd = [float(np.std(values[t], ddof=1)) if len(values[t]) > 1 else 0.0 for t in order]
             ax.errorbar(names, mean, yerr=sd, marker="o", capsize=3, label=label)
@@ -436,22 +437,12 @@ def gamma_sweep_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                      "max_sigma_growth_G": growth["G"], "max_sigma_growth_D": growth["D"],
                      **{k: r.get(k) if r["status"] == "ok" else None
                         for k in ("fd_digits", "precision_digits", "recall_digits", "modes")}})
-    means = _gamma_groups(rows, "fd_digits")
+    means = _values_by(rows, "gamma", "fd_digits")
     best = min((finite_mean(v) for v in means.values() if v), default=None)
     for row in rows:
         row["fd_cost_pct"] = (None if row["fd_digits"] is None or not best
                               else 100 * (row["fd_digits"] - best) / best)
     return sorted(rows, key=lambda row: (row["gamma"], row["seed"]))
-
-
-def _gamma_groups(rows: list[dict[str, Any]], metric: str) -> dict[float, list[float]]:
-    """{gamma: [metric of every run at that gamma that has it]} (diverged runs have no quality numbers)."""
-    out: dict[float, list[float]] = {}
-    for row in rows:
-        out.setdefault(row["gamma"], [])
-        if row.get(metric) is not None and math.isfinite(float(row[metric])):
-            out[row["gamma"]].append(float(row[metric]))
-    return out
 
 
 GAMMA_COLUMNS = ("fd_digits", "fd_cost_pct", "precision_digits", "recall_digits", "modes", "late_max_grad_norm_fake",
@@ -468,7 +459,7 @@ def gamma_table(rows: list[dict[str, Any]]):
     for gamma in sorted({row["gamma"] for row in rows}):
         at = [row for row in rows if row["gamma"] == gamma]
         failed = sum(row["status"] != "ok" for row in at)
-        groups = {k: _gamma_groups(at, k)[gamma] for k in GAMMA_COLUMNS}
+        groups = {k: _values_by(at, "gamma", k)[gamma] for k in GAMMA_COLUMNS}
         table.append({"gamma": gamma, "failed": f"{failed}/{len(at)}",
                       **{k: mean_sd(v) if v else "fail" for k, v in groups.items()}})
     return pd.DataFrame(table).set_index("gamma")
@@ -485,8 +476,8 @@ def gamma_verdicts(rows: list[dict[str, Any]]) -> list[str]:
     failed = [row["gamma"] for row in rows if row["status"] != "ok"]
     out = [f"stability: {len(failed)} of {len(rows)} runs diverged"
            + (f" (gamma = {', '.join(f'{g:g}' for g in sorted(set(failed)))})." if failed else ".")]
-    fd = {g: v for g, v in _gamma_groups(rows, "fd_digits").items() if v}
-    all_failed = [g for g in _gamma_groups(rows, "fd_digits") if g not in fd]
+    fd = {g: v for g, v in _values_by(rows, "gamma", "fd_digits").items() if v}
+    all_failed = [g for g in _values_by(rows, "gamma", "fd_digits") if g not in fd]
     if all_failed and fd and all(g not in fd for g in fd if g <= max(all_failed)) and max(fd) > max(all_failed):
         out.append(f"STABILISED BY GAMMA: every run at gamma <= {max(all_failed):g} diverged, at least one stronger "
                    "one did not.")
@@ -496,8 +487,8 @@ def gamma_verdicts(rows: list[dict[str, Any]]) -> list[str]:
         apart, how = separated(fd[best], fd[strongest], higher_is_better=False)
         word = ("NO PRICE SEEN" if strongest == best else "SMALL PRICE (< 10%)" if cost < 10
                 else "PRICE SEEN" if apart else "NOT SEPARATED at this scale")
-        pr = {g: (finite_mean(_gamma_groups(rows, "precision_digits")[g]),
-                  finite_mean(_gamma_groups(rows, "recall_digits")[g])) for g in (best, strongest)}
+        pr = {g: (finite_mean(_values_by(rows, "gamma", "precision_digits")[g]),
+                  finite_mean(_values_by(rows, "gamma", "recall_digits")[g])) for g in (best, strongest)}
         out.append(f"{word}: the best mean FD-digits is at gamma {best:g} ({finite_mean(fd[best]):.4g}); the "
                    f"strongest stable gamma ({strongest:g}) is {cost:.0f}% worse (precision {pr[strongest][0]:.3f}, "
                    f"recall {pr[strongest][1]:.3f} vs {pr[best][0]:.3f}, {pr[best][1]:.3f}; "
@@ -516,7 +507,7 @@ def plot_gamma_sweep(rows: list[dict[str, Any]], provenance) -> Any:
     from .plotting import add_footer
 
     def draw(ax, metric: str, **kw) -> None:
-        groups = {g: v for g, v in _gamma_groups(rows, metric).items() if v}
+        groups = {g: v for g, v in _values_by(rows, "gamma", metric).items() if v}
         gammas = sorted(groups)
         sd = [float(np.std(groups[g], ddof=1)) if len(groups[g]) > 1 else 0.0 for g in gammas]
         ax.errorbar(gammas, [float(np.mean(groups[g])) for g in gammas], yerr=sd, marker="o", capsize=3, **kw)

@@ -40,9 +40,8 @@ def check_folder(out_dir: Path) -> None:
     if not where.is_dir():
         raise RunFolderError(f"out_dir {out_dir} cannot be created: {where} is a file, not a folder")
     if not os.access(where, os.W_OK | os.X_OK):
-        what = "out_dir" if where == out_dir else f"the folder {where} that would hold out_dir"
-        raise RunFolderError(f"{what} {'' if where != out_dir else out_dir}is not writable: choose another "
-                             "--out-dir or fix its permissions".replace("  ", " "))
+        what = f"out_dir {out_dir}" if where == out_dir else f"the folder {where}, which would hold out_dir {out_dir},"
+        raise RunFolderError(f"{what} is not writable: choose another --out-dir or fix its permissions")
 
 
 def usable_folder(out_dir: Path) -> None:

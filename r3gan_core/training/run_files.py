@@ -60,6 +60,7 @@ class RunFiles:
         self.is_main = is_main
         self.checkpoint = self.out_dir / CHECKPOINT_NAME if self.out_dir else None
         self.log = self.out_dir / LOG_NAME if self.out_dir else None
+        self.lock: RunLock | None = None  # held between claim() and release()
 
     @property
     def writes(self) -> bool:
@@ -85,9 +86,8 @@ class RunFiles:
                                  "in Python: resume='auto' or overwrite=True")
 
     def release(self) -> None:
-        lock = getattr(self, "lock", None)
-        if lock is not None:
-            lock.release()
+        if self.lock is not None:
+            self.lock.release()
             self.lock = None
 
     def prepare(self, fresh: bool, config: dict[str, Any]) -> None:
