@@ -8,7 +8,8 @@
 --trainer also times the code `r3gan_core.training.train` runs each iteration (training.steps: apply_schedule,
 discriminator_step, generator_step, ema_step, on the context and state training.loop.prepare builds), not a copy
 of it, and prints the trainer / bare ratio: schedules, EMA, gradient-norm and finiteness statistics are the
-difference. D's input-gradient norms are measured only on log steps, so the timed steps measure none.
+difference. D's input-gradient norms are measured only on log steps, so the timed steps measure none. With
+--penalty-overhead the trainer is also timed without penalties and its own R1 + R2 overhead printed.
 
 The D step is `losses.discriminator_objective` (adversarial loss + (gamma/2)(R1 + R2), a double backward
 through D; with --no-penalty, no input gradient at all, not even the trainer's logged gradient norms), the
@@ -195,6 +196,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{'':<6} {'trainer':<12} {'channels_last' if t['channels_last'] else 'contiguous':>23} "
                       f"{t['s_per_iter']:>9.4f} {t['images_per_s']:>9.1f}   trainer / bare = "
                       f"{t['images_per_s'] / r['images_per_s']:.2f}", flush=True)
+                if args.penalty_overhead and penalty != "none":
+                    tb = time_trainer_iteration(config, preset, args.batch, args.iters, args.warmup, "none",
+                                                args.loss, args.gamma, args.conditional, device, amp, cl)
+                    t["without_penalty"] = tb
+                    print(f"{'':<6} {'trainer, no penalty':<23} {'':>12} {tb['s_per_iter']:>9.4f} "
+                          f"{tb['images_per_s']:>9.1f}   trainer R1 + R2 overhead = "
+                          f"{tb['images_per_s'] / t['images_per_s']:.2f}x", flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"device": device_description(device), "amp": amp, "rows": rows}, indent=2))

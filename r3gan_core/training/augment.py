@@ -65,6 +65,8 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
+from .stream import to_device
+
 GEOMETRIC = ("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac")
 COLOUR = ("brightness", "contrast", "lumaflip", "hue", "saturation")
 BGC = GEOMETRIC + COLOUR  # ADA's 'bgc': blit, general geometric, colour
@@ -117,13 +119,13 @@ def _augment(images: Tensor, p: float, draws: "_Draws", transforms: Sequence[str
     if any(t in transforms for t in GEOMETRIC):
         matrix, moved = geometric_matrices(draws, p, h, w, transforms)
         if moved.any():
-            warped = warp_affine(x, matrix[:, :2].to(x.device), (h, w), mode="bilinear", padding_mode="reflection",
+            warped = warp_affine(x, to_device(matrix[:, :2], x.device), (h, w), mode="bilinear", padding_mode="reflection",
                                  align_corners=True)
-            x = torch.where(moved.to(x.device)[:, None, None, None], warped, x)
+            x = torch.where(to_device(moved, x.device)[:, None, None, None], warped, x)
     if any(t in transforms for t in COLOUR):
         matrix, changed = colour_matrices(draws, p, transforms)
         if changed.any():
-            x = torch.where(changed.to(x.device)[:, None, None, None], recolour(x, matrix.to(x.device)), x)
+            x = torch.where(to_device(changed, x.device)[:, None, None, None], recolour(x, to_device(matrix, x.device)), x)
     return x.to(images.dtype)
 
 

@@ -322,9 +322,9 @@ class TrainingLog:
         """Names of statistics that were non-finite on a step since the last check (one host sync), then reset."""
         from .steps import nonfinite
 
-        bad = sorted({k for stats in self.unchecked for k in nonfinite(stats)})
+        merged = {f"{k}\0{i}": v for i, stats in enumerate(self.unchecked) for k, v in stats.items()}
         self.unchecked = []
-        return bad
+        return sorted({key.split("\0")[0] for key in nonfinite(merged)})
 
     def write_record(self, **values: Any) -> dict[str, Any]:
         """Close the interval: one record of means (averaged over ranks) and the interval's throughput."""

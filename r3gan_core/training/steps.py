@@ -24,7 +24,7 @@ from .augment import augment
 from .ema import update_ema
 from .recipes import Recipe
 from .schedules import ema_beta, ema_half_life
-from .stream import BatchStream
+from .stream import BatchStream, to_device
 from .stylegan2_extras import generate, path_length_penalty
 
 
@@ -84,9 +84,9 @@ class StepContext:
 
     def draw_real(self, stream: BatchStream) -> tuple[Tensor, Tensor | None]:
         """This rank's rows of a real batch drawn for the global batch."""
-        idx = stream.indices(self.recipe.batch, self.images.shape[0]).to(self.images.device)
-        x = self.images[idx].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-        c = self.labels[idx].to(self.device) if self.labels is not None else None
+        idx = to_device(stream.indices(self.recipe.batch, self.images.shape[0]), self.images.device)
+        x = to_device(self.images[idx], self.device).contiguous(memory_format=self.memory_format)
+        c = to_device(self.labels[idx], self.device) if self.labels is not None else None
         return x, c
 
 
@@ -125,7 +125,7 @@ def discriminator_step(ctx: StepContext, state: RunState, gamma: float, measure_
     penalty = recipe.penalty if apply_penalty else "none"
     d_gamma = gamma * recipe.penalty_interval if apply_penalty else 0.0
     real, c = ctx.draw_real(state.stream)
-    z = state.stream.normal(recipe.batch, G.z_dim).to(ctx.device)
+    z = to_device(state.stream.normal(recipe.batch, G.z_dim), ctx.device)
     G.requires_grad_(False)
     D.requires_grad_(True)
     with torch.no_grad(), ctx.autocast():
@@ -151,7 +151,7 @@ def generator_step(ctx: StepContext, state: RunState, check: bool = True, aug_p:
     augmentation probability on what D sees (G's gradient passes through the augmentation)."""
     recipe, G, D, stream = ctx.recipe, state.G, state.D, state.stream
     real, c = ctx.draw_real(stream)
-    z = stream.normal(recipe.batch, G.z_dim).to(ctx.device)
+    z = to_device(stream.normal(recipe.batch, G.z_dim), ctx.device)
     G.requires_grad_(True)
     D.requires_grad_(False)
     with ctx.autocast():
@@ -161,8 +161,8 @@ def generator_step(ctx: StepContext, state: RunState, check: bool = True, aug_p:
     g_total = g_obj.float().mean()
     if recipe.pl_interval is not None and state.step % recipe.pl_interval == 0:
         n_pl = recipe.batch // recipe.pl_batch_shrink
-        z_pl = stream.normal(n_pl, G.z_dim).to(ctx.device)
-        c_pl = ctx.labels[stream.indices(n_pl, ctx.labels.shape[0]).to(ctx.labels.device)] \
+        z_pl = to_device(stream.normal(n_pl, G.z_dim), ctx.device)
+        c_pl = ctx.labels[to_device(stream.indices(n_pl, ctx.labels.shape[0]), ctx.labels.device)] \
             if ctx.labels is not None else None
         pl_penalty, state.pl_mean, pl_length = path_length_penalty(G, z_pl, c_pl, state.pl_mean, recipe.pl_decay,
                                                                    stream, ctx.env)

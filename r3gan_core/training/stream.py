@@ -6,6 +6,20 @@ import torch
 from torch import Tensor
 
 
+def to_device(t: Tensor, device: torch.device | str) -> Tensor:
+    """A host tensor (a draw of the stream) on `device` without making the host wait.
+
+    On CUDA a plain `.to(device)` of pageable memory ends in a stream synchronisation: the host would wait for
+    every kernel queued so far, once per draw and step. A pinned copy with non_blocking=True is queued like a
+    kernel instead (the caching host allocator keeps the pinned buffer until the copy has run). Elsewhere:
+    `.to(device)`.
+    """
+    device = torch.device(device)
+    if device.type == "cuda" and t.device.type == "cpu":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 class BatchStream:
     """Random draws for the global batch, identical on every rank (one generator seeded with `seed`).
 

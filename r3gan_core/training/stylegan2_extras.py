@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from . import distributed as dist_utils
-from .stream import BatchStream
+from .stream import BatchStream, to_device
 
 
 def generate(G: nn.Module, z: Tensor, c: Tensor | None, mixing: float, stream: BatchStream, device) -> Tensor:
@@ -17,7 +17,7 @@ def generate(G: nn.Module, z: Tensor, c: Tensor | None, mixing: float, stream: B
     if mixing <= 0:
         return G(z, c)
     n_global = z.shape[0] * stream.world_size
-    z2 = stream.normal(n_global, z.shape[1]).to(device)
+    z2 = to_device(stream.normal(n_global, z.shape[1]), device)
     mix, cutoff = stream.uniform() < mixing, stream.integer(1, G.num_ws)
     ws = G.mapping(z, c, update_w_avg=G.training)  # as G(z, c) does: track mean w for truncation
     if mix:
@@ -36,7 +36,7 @@ def path_length_penalty(G: nn.Module, z: Tensor, c: Tensor | None, pl_mean: Tens
     ws = G.mapping(z, c)
     img = G.synthesis(ws)
     n, ch, h, w = img.shape
-    y = stream.normal(n * stream.world_size, ch, h, w).to(img.device) / math.sqrt(h * w)
+    y = to_device(stream.normal(n * stream.world_size, ch, h, w), img.device) / math.sqrt(h * w)
     (grad,) = torch.autograd.grad((img * y).sum(), ws, create_graph=True)
     lengths = grad.square().sum(2).mean(1).sqrt()  # [n]: ||J^T y|| averaged over the ws copies
     mean_length = dist_utils.mean_tensor(lengths.mean().detach(), env)
