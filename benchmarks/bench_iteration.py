@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from r3gan_core.losses import LOSSES, discriminator_objective, generator_objective  # noqa: E402
-from r3gan_core.networks import available_configs, available_presets, build, count_parameters  # noqa: E402
+from r3gan_core.networks import available_configs, available_presets, build, conv, count_parameters  # noqa: E402
 from r3gan_core.report import device_description, pick_device  # noqa: E402
 from r3gan_core.training import TrainConfig  # noqa: E402
 from r3gan_core.training import distributed as dist_utils  # noqa: E402
@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also time the same iteration without penalties and print with / without")
     parser.add_argument("--trainer", action="store_true",
                         help="also time the trainer's own step functions and print trainer / bare")
+    parser.add_argument("--reference-conv", action="store_true",
+                        help="PyTorch's own convolution double backward instead of networks.conv's (to compare)")
     parser.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
                         help="--trainer: memory format (auto = the trainer's default for the device)")
     args = parser.parse_args(argv)
@@ -172,7 +174,19 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cudnn.benchmark = True
     penalty = "none" if args.no_penalty else "r1+r2"
     print(f"device: {device_description(device)}; {'bf16 autocast + channels_last' if amp else 'float32'}; "
-          f"batch {args.batch}; penalty {penalty}; loss {args.loss}; median of {args.iters} iterations", flush=True)
+          f"batch {args.batch}; penalty {penalty}; loss {args.loss}; median of {args.iters} iterations; "
+          f"{'reference' if args.reference_conv else 'networks.conv'} convolution backward", flush=True)
+    with conv.reference(args.reference_conv):
+        rows = _time_rows(args, device, amp, penalty)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"device": device_description(device), "amp": amp,
+                                         "reference_conv": args.reference_conv, "rows": rows}, indent=2))
+    return 0
+
+
+def _time_rows(args: argparse.Namespace, device: torch.device, amp: bool, penalty: str) -> list[dict]:
+    """Time every (preset, config) the arguments name; print each row as it is measured."""
     print(f"{'config':<6} {'preset':<12} {'G params':>11} {'D params':>11} {'s/iter':>9} {'images/s':>9}", flush=True)
     rows = []
     for preset in args.presets:
@@ -203,10 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{'':<6} {'trainer, no penalty':<23} {'':>12} {tb['s_per_iter']:>9.4f} "
                           f"{tb['images_per_s']:>9.1f}   trainer R1 + R2 overhead = "
                           f"{tb['images_per_s'] / t['images_per_s']:.2f}x", flush=True)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"device": device_description(device), "amp": amp, "rows": rows}, indent=2))
-    return 0
+    return rows
 
 
 if __name__ == "__main__":

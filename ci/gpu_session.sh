@@ -29,7 +29,7 @@ if [[ $DRY == 1 ]]; then
 else
   "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device: run with --dry-run on a CPU')"
   BENCH=(--device cuda --presets cifar10 --batch 64 --iters 20 --warmup 5 --conditional)
-  COST=(--profile gpu --device cuda)
+  COST=(--profile gpu --device cuda --probe-steps 60)
   CHAPTERS=(--profile gpu)
   PUBLISH=(--publish)
 fi

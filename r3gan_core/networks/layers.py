@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import conv
+
 LRELU_SLOPE = 0.2
 # Gain that keeps the second moment through a leaky ReLU of slope a: sqrt(2 / (1 + a^2)) (He et al. 2015).
 LRELU_GAIN = math.sqrt(2.0 / (1.0 + LRELU_SLOPE**2))
@@ -82,7 +84,7 @@ def upsample_2x(x: Tensor, kernel: Tensor) -> Tensor:
 def blur(x: Tensor, kernel: Tensor, padding: int) -> Tensor:
     """Filter every channel with the FIR kernel at stride 1 (zero padding on every side)."""
     c = x.shape[1]
-    return F.conv2d(x, _depthwise(kernel, c, x.dtype), padding=padding, groups=c)
+    return conv.conv2d(x, _depthwise(kernel, c, x.dtype), padding=padding, groups=c)
 
 
 def downsample_2x(x: Tensor, kernel: Tensor) -> Tensor:
@@ -90,7 +92,7 @@ def downsample_2x(x: Tensor, kernel: Tensor) -> Tensor:
     c = x.shape[1]
     k = kernel.shape[-1]
     pad = (k - 2) // 2 if k % 2 == 0 else (k - 1) // 2
-    return F.conv2d(x, _depthwise(kernel, c, x.dtype), stride=2, padding=pad, groups=c)
+    return conv.conv2d(x, _depthwise(kernel, c, x.dtype), stride=2, padding=pad, groups=c)
 
 
 class FIRResample(nn.Module):
@@ -144,14 +146,22 @@ class BiasedLeakyReLU(nn.Module):
         return F.leaky_relu(x + self.bias.to(x.dtype).view(shape), LRELU_SLOPE)
 
 
+class Conv2d(nn.Conv2d):
+    """nn.Conv2d (same parameters, same state dict) computed by `conv.conv2d`: R1/R2's second derivative through
+    it is made of first-order convolutions (see networks.conv). Zero padding, no dilation."""
+
+    def _conv_forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        return conv.conv2d(x, weight, bias, self.stride, self.padding, self.groups)
+
+
 def conv2d(c_in: int, c_out: int, kernel_size: int, groups: int = 1, gain: float = 1.0,
-           bias: bool = False) -> nn.Conv2d:
+           bias: bool = False) -> Conv2d:
     """A 'same'-padded conv initialised by `init_weight_` (bias, if any, zero)."""
-    conv = nn.Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2, groups=groups, bias=bias)
-    init_weight_(conv.weight, gain)
-    if conv.bias is not None:
-        nn.init.zeros_(conv.bias)
-    return conv
+    layer = Conv2d(c_in, c_out, kernel_size, padding=kernel_size // 2, groups=groups, bias=bias)
+    init_weight_(layer.weight, gain)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+    return layer
 
 
 def linear(d_in: int, d_out: int, gain: float = 1.0, bias: bool = False) -> nn.Linear:
@@ -225,12 +235,12 @@ class EqualizedConv2d(nn.Module):
         w = self.weight.to(x.dtype) * self.weight_gain
         k = w.shape[-1]
         if self.down == 1:
-            x = F.conv2d(x, w, padding=k // 2)
+            x = conv.conv2d(x, w, padding=k // 2)
         elif k == 1:
-            x = F.conv2d(downsample_2x(x, self.kernel), w)
+            x = conv.conv2d(downsample_2x(x, self.kernel), w)
         else:
             pad = (self.kernel.shape[-1] - 2 + k - 1) // 2
-            x = F.conv2d(blur(x, self.kernel, pad), w, stride=2)
+            x = conv.conv2d(blur(x, self.kernel, pad), w, stride=2)
         if self.bias is not None:
             x = x + self.bias.to(x.dtype).view(1, -1, 1, 1)
         if self.activation == "lrelu":

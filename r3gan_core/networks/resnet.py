@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .presets import check_resolution, num_stages
-from .layers import (FIR_TAPS, BiasedLeakyReLU, Downsample2x, Upsample2x, conv2d, fixup_gain, init_weight_, linear,
-                     set_image_attributes)
+from .layers import (FIR_TAPS, BiasedLeakyReLU, Conv2d, Downsample2x, Upsample2x, conv2d, fixup_gain, init_weight_,
+                     linear, set_image_attributes)
 
 
 def _width_step(channels_per_group: int, expansion: float) -> int:
@@ -152,7 +152,7 @@ class DiscriminativeBasis(nn.Module):
 
     def __init__(self, width: int, d_out: int):
         super().__init__()
-        self.basis = nn.Conv2d(width, width, 4, groups=width, bias=False)
+        self.basis = Conv2d(width, width, 4, groups=width, bias=False)
         init_weight_(self.basis.weight)
         self.out = linear(width, d_out)
 

@@ -60,6 +60,8 @@ def setup(device: str = "auto") -> DistEnv:
         local_rank = int(os.environ.get("LOCAL_RANK", rank % max(torch.cuda.device_count(), 1)))
         dev = torch.device("cuda", local_rank)
     if dev.type == "cuda":
+        if dev.index is None:  # plain "cuda": the current GPU, named by index (set_device needs one)
+            dev = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(dev)
     return DistEnv(rank=rank, world_size=world, device=dev, owns_group=owns)
 
