@@ -160,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="also time the same iteration without penalties and print with / without")
     parser.add_argument("--trainer", action="store_true",
                         help="also time the trainer's own step functions and print trainer / bare")
-    parser.add_argument("--reference-conv", action="store_true",
-                        help="PyTorch's own convolution double backward instead of networks.conv's (to compare)")
+    parser.add_argument("--conv-backward", choices=conv.MODES, default="auto",
+                        help="networks.conv's backward: auto (first-order on CUDA, PyTorch's own on a CPU), "
+                             "first-order, or reference (PyTorch's own double backward)")
     parser.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
                         help="--trainer: memory format (auto = the trainer's default for the device)")
     args = parser.parse_args(argv)
@@ -175,13 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     penalty = "none" if args.no_penalty else "r1+r2"
     print(f"device: {device_description(device)}; {'bf16 autocast + channels_last' if amp else 'float32'}; "
           f"batch {args.batch}; penalty {penalty}; loss {args.loss}; median of {args.iters} iterations; "
-          f"{'reference' if args.reference_conv else 'networks.conv'} convolution backward", flush=True)
-    with conv.reference(args.reference_conv):
+          f"convolution backward {args.conv_backward}", flush=True)
+    with conv.using(args.conv_backward):
         rows = _time_rows(args, device, amp, penalty)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"device": device_description(device), "amp": amp,
-                                         "reference_conv": args.reference_conv, "rows": rows}, indent=2))
+                                         "conv_backward": args.conv_backward, "rows": rows}, indent=2))
     return 0
 
 

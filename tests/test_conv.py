@@ -41,25 +41,35 @@ def test_layer_values_and_first_and_second_derivatives(c_in, c_out, k, stride, p
     def plain(x, w, b, s, p, gr):
         return F.conv2d(x, w, b, s, p, 1, gr)
 
-    ours = _penalised(conv.conv2d, x, w, b, stride, padding, groups)
+    with conv.using("first-order"):
+        ours = _penalised(conv.conv2d, x, w, b, stride, padding, groups)
     ref = _penalised(plain, x, w, b, stride, padding, groups)
     for a, r in zip(ours, ref):
         torch.testing.assert_close(a, r, rtol=1e-10, atol=1e-10)
 
 
-def test_constant_weight_gets_no_gradient_and_reference_switch_restores_f_conv2d():
+def test_modes_pick_the_backward_and_constant_weights_get_no_gradient():
     x = torch.randn(2, 3, 8, 8, requires_grad=True)
     fir = torch.ones(3, 1, 4, 4) / 16  # a constant, like Downsample2x's filter
-    y = conv.conv2d(x, fir, stride=2, padding=1, groups=3)
-    assert y.grad_fn is not None and "_Conv2d" in type(y.grad_fn).__name__
-    (gx,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
-    gx.square().sum().backward()
-    assert fir.grad is None and x.grad is not None
-    with conv.reference():
-        assert "Convolution" in type(conv.conv2d(x, fir, stride=2, padding=1, groups=3).grad_fn).__name__
-    with torch.no_grad():  # sampling: plain F.conv2d, bit for bit
-        assert torch.equal(conv.conv2d(x, fir, stride=2, padding=1, groups=3),
-                           F.conv2d(x, fir, None, 2, 1, 1, 3))
+
+    def node(mode):
+        with conv.using(mode):
+            return type(conv.conv2d(x, fir, stride=2, padding=1, groups=3).grad_fn).__name__
+
+    assert "_Conv2d" in node("first-order")
+    assert "Convolution" in node("reference")
+    assert "Convolution" in node("auto")  # x is on the CPU: PyTorch's own backward, by measurement
+    with conv.using("first-order"):
+        y = conv.conv2d(x, fir, stride=2, padding=1, groups=3)
+        (gx,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+        gx.square().sum().backward()
+        assert fir.grad is None and x.grad is not None
+        with torch.no_grad():  # sampling: plain F.conv2d, bit for bit, in every mode
+            assert torch.equal(conv.conv2d(x, fir, stride=2, padding=1, groups=3),
+                               F.conv2d(x, fir, None, 2, 1, 1, 3))
+    with pytest.raises(ValueError, match="first-order"):
+        with conv.using("fast"):
+            pass
 
 
 def _d_objective(d, real, fake, labels, fused):
@@ -83,8 +93,9 @@ def test_every_discriminator_objective_equals_the_reference(config, conditional)
     real, fake = torch.randn(6, 1, 8, 8, dtype=torch.float64), torch.randn(6, 1, 8, 8, dtype=torch.float64)
     labels = torch.randint(10, (6,)) if conditional else None
     fused = None if losses.mixes_samples(d) else True
-    ours = _d_objective(d, real, fake, labels, fused)
-    with conv.reference():
+    with conv.using("first-order"):
+        ours = _d_objective(d, real, fake, labels, fused)
+    with conv.using("reference"):
         ref = _d_objective(d, real, fake, labels, fused)
     torch.testing.assert_close(ours[0], ref[0], rtol=1e-10, atol=1e-12)
     for key in ("d_loss", "r1", "r2", "grad_norm_real", "grad_norm_fake"):
@@ -109,10 +120,43 @@ def test_under_bf16_autocast_gradients_keep_their_dtype_and_agree_loosely():
         total.float().mean().backward()
         return [p.grad.clone() for p in d.parameters()]
 
-    ours = grads()
-    with conv.reference():
+    with conv.using("first-order"):
+        ours = grads()
+    with conv.using("reference"):
         ref = grads()
     assert all(a.dtype == torch.float32 for a in ours)
     num = sum((a - r).square().sum() for a, r in zip(ours, ref)).sqrt()
     den = sum(r.square().sum() for r in ref).sqrt()
     assert num / den < 0.05, float(num / den)
+
+
+def test_config_a_path_length_gradients_equal_the_reference():
+    """Config A's path-length penalty differentiates G's modulated convolutions twice (training.stylegan2_extras):
+    the penalty and every G gradient equal those with PyTorch's own double backward, in float64."""
+    from r3gan_core.training import distributed as dist_utils
+    from r3gan_core.training.stream import BatchStream
+    from r3gan_core.training.stylegan2_extras import path_length_penalty
+
+    torch.manual_seed(0)
+    g, _ = build("A", "digits8")
+    g = g.double()
+    z = torch.randn(4, g.z_dim, dtype=torch.float64)
+    env = dist_utils.setup("cpu")
+
+    def penalty_and_grads():
+        g.zero_grad(set_to_none=True)
+        torch.manual_seed(1)  # G's noise inputs draw from the global generator
+        pen, _, length = path_length_penalty(g, z, None, torch.zeros((), dtype=torch.float64), 0.01,
+                                             BatchStream(0, 0, 1), env)
+        pen.mean().backward()
+        return pen.detach(), length, [p.grad.clone() for p in g.parameters() if p.grad is not None]
+
+    with conv.using("first-order"):
+        ours = penalty_and_grads()
+    with conv.using("reference"):
+        ref = penalty_and_grads()
+    torch.testing.assert_close(ours[0], ref[0], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(ours[1], ref[1], rtol=1e-10, atol=1e-12)
+    assert len(ours[2]) == len(ref[2]) > 0
+    for a, r in zip(ours[2], ref[2]):
+        torch.testing.assert_close(a, r, rtol=1e-9, atol=1e-12)

@@ -47,7 +47,8 @@ ROADMAP: dict[str, dict[str, Any]] = {
     # cpu: the findings tier on 2 cores: 3 seeds per config, two one-thread runs side by side (sized by a pilot).
     "cpu": {"preset": "stacked8", "batch": 64, "total_images": 64_000, "seeds": [0, 1, 2], "evaluations": 4,
             "num_samples": 10_000, "max_items": 50_000, "eval": {}, "threads": 1, "workers": 2, "blowup": BLOWUP},
-    # gpu: one GPU, about 10 minutes per config (an estimate until a GPU run measures it): 2 M images x 2 seeds.
+    # gpu: one GPU, 2 M images x 2 seeds per config. Projected from probes on one H200 (benchmarks/profile_cost.py,
+    # 2026-11-26, benchmarks/measured/h200-2026-11-26/): A 38.5 min, B 8.0, C 7.7, D 9.7, E 11.7 (76 min in all).
     "gpu": {"preset": "stacked16", "batch": 256, "total_images": 2_000_000, "seeds": [0, 1], "evaluations": 5,
              "num_samples": 26_000, "max_items": 50_000, "eval": {}, "threads": None,
              "inception_weights": INCEPTION_WEIGHTS},
@@ -96,7 +97,8 @@ CHAPTERS: dict[str, dict[str, Any]] = {
         # cpu: the findings tier on 2 cores: 12 runs (4 losses x 3 seeds), two one-thread runs side by side.
         "cpu": {"preset": "stacked8", "batch": 64, "total_images": 128_000, "seeds": [0, 1, 2], "evaluations": 4,
                 "num_samples": 10_000, "max_items": 50_000, "eval": {}, "threads": 1, "workers": 2, "blowup": BLOWUP},
-        # gpu: sized for one GPU in about 10 minutes (12 runs); an estimate until a GPU run measures it.
+        # gpu: one GPU, 12 runs of 400k images: projected 26 min on one H200 (benchmarks/profile_cost.py,
+        # 2026-11-26; 60 evaluations of 15 s each are 15 of those minutes).
         "gpu": {"preset": "stacked16", "batch": 256, "total_images": 400_000, "seeds": [0, 1, 2],
                  "evaluations": 5, "num_samples": 26_000, "max_items": 50_000, "eval": {}, "threads": None,
                  "inception_weights": INCEPTION_WEIGHTS},
@@ -131,9 +133,10 @@ CHAPTERS: dict[str, dict[str, Any]] = {
                 "num_samples": 10_000, "max_items": 50_000, "eval": {}, "threads": 1, "workers": 2, "blowup": BLOWUP,
                 "spectral_every": 4_000, "spectral_iters": 10, "thresholds": [0.5, 1.0, 1.5],
                 "ortho_beta": 1e-4, "gammas": [0.1, 1.0, 10.0], "grid_count": 16},
-        # gpu: one GPU, about 10 minutes: 8 runs of 300k images (2.4 M in all, half the mode-coverage chapter's
-        # 12 x 400k) plus 16 run evaluations and 14 truncation points of 10k samples each. An ESTIMATE scaled from
-        # that chapter's own estimate, not measured: no GPU run has timed it yet.
+        # gpu: one GPU, 9 runs of 300k images (the recipe, + ortho, R1 only, 5 constant gammas, BigGAN's R1) plus 18
+        # run evaluations of 10k samples: projected 8 min of training and evaluation on one H200
+        # (benchmarks/profile_cost.py, 2026-11-26), before the 14 truncation points (not probed). One seed: its
+        # comparisons read "not separated" until the profile has three.
         "gpu": {"preset": "stacked16", "batch": 256, "total_images": 300_000, "seeds": [0], "evaluations": 2,
                  "num_samples": 10_000, "max_items": 50_000, "eval": {}, "threads": None,
                  "spectral_every": 10_000, "spectral_iters": 20, "thresholds": [0.25, 0.5, 0.75, 1.0, 1.5, 2.0],

@@ -5,7 +5,10 @@ R1 and R2 (paper Eq. 4) penalise D's input gradient, so training differentiates 
 own second derivative of a convolution (aten::_convolution_double_backward) computes a gradient for the weight
 even when the weight is a constant (the FIR filter of Downsample2x), and for a grouped convolution it runs one
 small convolution per group: a depthwise FIR filter over C channels becomes C convolutions, Config E's grouped
-3x3 one per group. On a GPU that is many tiny kernels per step; on a CPU many small, badly shaped ones.
+3x3 one per group. On a GPU that is many tiny kernels per step: measured on one H200 (cifar10 preset, batch 64,
+bf16; benchmarks/measured/h200-2026-11-26/), R1 + R2 made a Config E iteration 5.74x slower than none with
+PyTorch's double backward and 1.36x slower with this module (670 instead of 162 images/s; Config A: 364 instead
+of 75).
 
 `conv2d` returns F.conv2d(x, w) and records a node whose backward is
 
@@ -14,8 +17,15 @@ small convolution per group: a depthwise FIR filter over C channels becomes C co
 
 Differentiating dL/dx again is then the ordinary first-order gradient of conv_transpose2d, grouped in one call,
 and nothing is computed for a weight that needs no gradient. The maths is the same; only rounding differs (other
-kernels sum the same products; tests/test_networks.py compares both in float64). `reference()` switches back to
-plain F.conv2d (PyTorch's own backward) for tests and benchmarks.
+kernels sum the same products; tests/test_conv.py compares both in float64).
+
+Which backward runs is a measured, per-device choice (`using(mode)` overrides it for tests and benchmarks):
+  auto         the first-order backward on CUDA, PyTorch's own elsewhere. On this project's 2-core CPU the
+               first-order backward measured no faster (trainer, Config E, stacked16, batch 32, two threads: 99.1
+               vs 99.2 images/s with R1 + R2, 161 vs 173 without), so CPU runs stay bit-identical to F.conv2d's.
+  first-order  always this module's backward
+  reference    always plain F.conv2d
+Without gradient recording (sampling, evaluation) every mode is plain F.conv2d.
 
 Under autocast the forward runs as F.conv2d would (inputs cast to the autocast dtype); the backward computes in
 the incoming gradient's dtype, and autograd casts each gradient back to its input's dtype, as for F.conv2d.
@@ -30,18 +40,27 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-_REFERENCE = False  # True inside `reference()`: plain F.conv2d
+from ..choices import require_choice
+
+MODES = ("auto", "first-order", "reference")
+_mode = "auto"
 
 
 @contextlib.contextmanager
-def reference(enabled: bool = True) -> Iterator[None]:
-    """Within this block conv2d is plain F.conv2d with PyTorch's own (double) backward."""
-    global _REFERENCE
-    before, _REFERENCE = _REFERENCE, enabled
+def using(mode: str) -> Iterator[None]:
+    """Within this block conv2d's backward is `mode` (see the module docstring); ValueError names the choices."""
+    global _mode
+    require_choice("convolution backward", mode, MODES)
+    before, _mode = _mode, mode
     try:
         yield
     finally:
-        _REFERENCE = before
+        _mode = before
+
+
+def first_order_backward(x: Tensor) -> bool:
+    """Whether conv2d of x records this module's backward (the mode, and for 'auto' the device)."""
+    return torch.is_grad_enabled() and (_mode == "first-order" or (_mode == "auto" and x.is_cuda))
 
 
 def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
@@ -51,7 +70,7 @@ def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int | tuple[int, int] = 1,
            padding: int | tuple[int, int] = 0, groups: int = 1) -> Tensor:
     """F.conv2d (no dilation) whose input gradient is differentiable by first-order ops (see the module doc)."""
-    if _REFERENCE or not torch.is_grad_enabled():
+    if not first_order_backward(x):
         return F.conv2d(x, weight, bias, stride, padding, 1, groups)
     y = _Conv2d.apply(x, weight, _pair(stride), _pair(padding), groups)
     return y if bias is None else y + bias.to(y.dtype).view(1, -1, 1, 1)

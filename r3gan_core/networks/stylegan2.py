@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import conv
 from .layers import (FIR_TAPS, LRELU_SLOPE, STYLEGAN_LRELU_GAIN, EqualizedConv2d, EqualizedLinear, blur, fir_kernel,
                      set_image_attributes, upsample_2x)
 from .presets import check_stage_widths
@@ -73,7 +74,8 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, demodulate: bool
         wts = wts * d[:, :, None, None, None]
     x = x.reshape(1, n * c_in, h, w_)
     if not up:
-        out = F.conv2d(x, wts.reshape(n * c_out, c_in, k, k), padding=k // 2, groups=n)
+        out = conv.conv2d(x, wts.reshape(n * c_out, c_in, k, k), padding=k // 2, groups=n)  # networks.conv: path
+        # length differentiates this twice, and PyTorch's own double backward would loop over the N groups
         return out.reshape(n, c_out, h, w_)
     # conv_transpose2d wants [groups * I, O, k, k]
     wts = wts.transpose(1, 2).reshape(n * c_in, c_out, k, k)
