@@ -2,7 +2,8 @@
 # Everything a lent GPU should do, in one command (run from the repository root on a machine with CUDA):
 #   1. the iteration benchmark at the cifar10 preset (bf16 autocast, channels_last), with and without R1 + R2:
 #      the bare and the trainer's penalty overhead and the trainer / bare ratio printed;
-#   2. tests/test_cuda_sync.py: the trainer's steps never wait for the device between checks;
+#   2. tests/test_cuda_sync.py (the trainer's steps never wait for the device between checks) and tests/test_conv.py
+#      (networks.conv's backward equals PyTorch's, on the GPU too);
 #   3. benchmarks/profile_cost.py: every image chapter's gpu profile probed and its total projected;
 #   4. the gpu profile of every image chapter, published to results/<chapter>/gpu/ (skipped with --no-chapters:
 #      it needs papermill and jupytext, and hours of GPU time - step 3 says how many).
@@ -37,8 +38,8 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 echo "[gpu_session] benchmark"
 "$PY" benchmarks/bench_iteration.py --configs A B C D E "${BENCH[@]}" --penalty-overhead --trainer \
   --json "$OUT/bench.json" | tee "$OUT/bench.txt"
-echo "[gpu_session] no host synchronisation between checks"
-"$PY" -m pytest -q -p no:cacheprovider tests/test_cuda_sync.py | tee "$OUT/sync.txt"
+echo "[gpu_session] no host synchronisation between checks; convolution backward equals the reference"
+"$PY" -m pytest -q -p no:cacheprovider tests/test_cuda_sync.py tests/test_conv.py | tee "$OUT/sync.txt"
 echo "[gpu_session] cost of each chapter's profile"
 "$PY" benchmarks/profile_cost.py "${COST[@]}" --json "$OUT/cost.json" | tee "$OUT/cost.txt"
 if [[ $CHAPTERS_TOO == 1 ]]; then

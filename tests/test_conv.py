@@ -80,9 +80,13 @@ def _d_objective(d, real, fake, labels, fused):
     return total.detach(), stats, [p.grad.clone() for p in d.parameters()]
 
 
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])  # ci/gpu_session.sh runs the cuda cases
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("config", ["A", "B", "C", "D", "E"])
 @pytest.mark.parametrize("conditional", [False, True])
-def test_every_discriminator_objective_equals_the_reference(config, conditional):
+def test_every_discriminator_objective_equals_the_reference(config, conditional, device):
     """Losses, R1, R2, gradient norms and every parameter gradient of D's R1 + R2 objective (the trainer's D step)
     with conv.conv2d equal those with PyTorch's own double backward."""
     torch.manual_seed(0)
@@ -92,6 +96,8 @@ def test_every_discriminator_objective_equals_the_reference(config, conditional)
         p.data.add_(0.05 * torch.randn_like(p))
     real, fake = torch.randn(6, 1, 8, 8, dtype=torch.float64), torch.randn(6, 1, 8, 8, dtype=torch.float64)
     labels = torch.randint(10, (6,)) if conditional else None
+    d, real, fake = d.to(device), real.to(device), fake.to(device)
+    labels = labels.to(device) if labels is not None else None
     fused = None if losses.mixes_samples(d) else True
     with conv.using("first-order"):
         ours = _d_objective(d, real, fake, labels, fused)
@@ -160,3 +166,10 @@ def test_config_a_path_length_gradients_equal_the_reference():
     assert len(ours[2]) == len(ref[2]) > 0
     for a, r in zip(ours[2], ref[2]):
         torch.testing.assert_close(a, r, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_auto_takes_the_first_order_backward_on_cuda():
+    x = torch.randn(2, 3, 8, 8, device="cuda", requires_grad=True)
+    w = torch.randn(3, 1, 3, 3, device="cuda")
+    assert "_Conv2d" in type(conv.conv2d(x, w, padding=1, groups=3).grad_fn).__name__
