@@ -5,7 +5,8 @@
     x = G(z, c)        # N x C x H x W, no tanh for B-E
     logits = D(x, c)   # [N]
 
-Modules: `layers` (init helper, FIR resampling, equalised-lr layers), `stylegan2` (config A), `stripped`
+Modules: `layers` (init helper, FIR resampling, equalised-lr layers), `conv` (the convolution every network uses:
+F.conv2d with a backward that R1/R2 can differentiate cheaply on a GPU), `stylegan2` (config A), `stripped`
 (B and C), `resnet` (D and E), `presets` (the configs and presets tables), `anatomy` (layer tables,
 parameter counts and activation statistics for the book).
 """
