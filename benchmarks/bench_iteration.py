@@ -112,13 +112,17 @@ def _median_seconds(step, iters: int, warmup: int, device: torch.device) -> floa
 
 def time_trainer_iteration(config: str, preset: str, batch: int, iters: int, warmup: int, penalty: str, loss: str,
                            gamma: float, conditional: bool, device: torch.device, amp: bool,
-                           channels_last: bool | None = None) -> dict:
-    """Seconds per iteration of the trainer's own step functions on random data of the preset's shape."""
+                           channels_last: bool | None = None, penalty_interval: int | None = None) -> dict:
+    """Seconds per iteration of the trainer's own step functions on random data of the preset's shape.
+
+    penalty_interval: R1/R2 every k steps with weight x k (lazy, as config A's recipe); then the steps differ and
+    the time is the mean over `iters` steps (a multiple of k), not the median."""
     from types import SimpleNamespace
 
     cfg = TrainConfig(config=config, preset=preset, batch=batch, total_images=batch * (iters + warmup + 1) * 4,
                       loss=loss, penalty=penalty, gamma=gamma, conditional=conditional, device=str(device),
                       amp="bf16" if amp else "off", channels_last=channels_last, progress=False,
+                      penalty_interval=penalty_interval,
                       aug_p=0.0)  # like the bare iteration: no augmentation (and no kornia needed)
     G, _ = build(config, preset, conditional=conditional)
     n = max(4 * batch, 256)
@@ -134,10 +138,27 @@ def time_trainer_iteration(config: str, preset: str, batch: int, iters: int, war
         ema_step(ctx, state, use_ema=True)
         state.images_seen, state.step = state.images_seen + ctx.recipe.batch, state.step + 1
 
-    median = _median_seconds(step, iters, warmup, device)
+    if ctx.recipe.penalty_interval > 1:
+        k = ctx.recipe.penalty_interval
+        seconds = _mean_seconds(step, -(-iters // k) * k, warmup, device)
+    else:
+        seconds = _median_seconds(step, iters, warmup, device)
     return {"config": config, "preset": preset, "batch": batch, "penalty": penalty, "loss": loss,
-            "conditional": conditional, "s_per_iter": median, "images_per_s": batch / median,
-            "channels_last": ctx.memory_format == torch.channels_last}
+            "conditional": conditional, "s_per_iter": seconds, "images_per_s": batch / seconds,
+            "channels_last": ctx.memory_format == torch.channels_last,
+            "penalty_interval": ctx.recipe.penalty_interval}
+
+
+def _mean_seconds(step, iters: int, warmup: int, device: torch.device) -> float:
+    """Mean seconds per step over `iters` consecutive steps (for steps that differ, such as lazy penalties)."""
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        step()
+    _sync(device)
+    return (time.perf_counter() - t0) / iters
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="also time the same iteration without penalties and print with / without")
     parser.add_argument("--trainer", action="store_true",
                         help="also time the trainer's own step functions and print trainer / bare")
+    parser.add_argument("--penalty-interval", type=int, default=None, metavar="K",
+                        help="--trainer: R1/R2 every K steps with weight x K (lazy regularisation; default: the "
+                             "config's recipe, 16 for A and 1 otherwise); timed as a mean over whole periods")
     parser.add_argument("--conv-backward", choices=conv.MODES, default="auto",
                         help="networks.conv's backward: auto (first-order on CUDA, PyTorch's own on a CPU), "
                              "first-order, or reference (PyTorch's own double backward)")
@@ -206,14 +230,17 @@ def _time_rows(args: argparse.Namespace, device: torch.device, amp: bool, penalt
             if args.trainer:
                 cl = {"auto": None, "on": True, "off": False}[args.channels_last]
                 t = time_trainer_iteration(config, preset, args.batch, args.iters, args.warmup, penalty, args.loss,
-                                           args.gamma, args.conditional, device, amp, cl)
+                                           args.gamma, args.conditional, device, amp, cl, args.penalty_interval)
                 r["trainer"] = t
-                print(f"{'':<6} {'trainer':<12} {'channels_last' if t['channels_last'] else 'contiguous':>23} "
-                      f"{t['s_per_iter']:>9.4f} {t['images_per_s']:>9.1f}   trainer / bare = "
-                      f"{t['images_per_s'] / r['images_per_s']:.2f}", flush=True)
+                label = "trainer" if t["penalty_interval"] == 1 else f"trainer k={t['penalty_interval']}"
+                ratio = (f"trainer / bare = {t['images_per_s'] / r['images_per_s']:.2f}" if t["penalty_interval"] == 1
+                         else "trainer / bare: not comparable (the bare iteration penalises every step)")
+                print(f"{'':<6} {label:<12} {'channels_last' if t['channels_last'] else 'contiguous':>23} "
+                      f"{t['s_per_iter']:>9.4f} {t['images_per_s']:>9.1f}   {ratio}", flush=True)
                 if args.penalty_overhead and penalty != "none":
                     tb = time_trainer_iteration(config, preset, args.batch, args.iters, args.warmup, "none",
-                                                args.loss, args.gamma, args.conditional, device, amp, cl)
+                                                args.loss, args.gamma, args.conditional, device, amp, cl,
+                                                args.penalty_interval)
                     t["without_penalty"] = tb
                     print(f"{'':<6} {'trainer, no penalty':<23} {'':>12} {tb['s_per_iter']:>9.4f} "
                           f"{tb['images_per_s']:>9.1f}   trainer R1 + R2 overhead = "
