@@ -91,18 +91,26 @@ def time_iteration(config: str, preset: str, batch: int, iters: int, warmup: int
         g_obj.mean().backward()
         opt_g.step()
 
-    median = _median_seconds(iteration, iters, warmup, device)
+    median = _seconds_per_step(iteration, iters, warmup, device)
     return {"config": config, "preset": preset, "batch": batch, "penalty": penalty, "loss": loss,
             "conditional": conditional, "s_per_iter": median, "images_per_s": batch / median,
             "G_params": n_g, "D_params": n_d}
 
 
-def _median_seconds(step, iters: int, warmup: int, device: torch.device) -> float:
+def _seconds_per_step(step, iters: int, warmup: int, device: torch.device, mean: bool = False) -> float:
+    """After `warmup` untimed steps: the median of `iters` timed steps, or with `mean` the mean over `iters`
+    consecutive steps (for steps that differ, such as lazy penalties)."""
     for _ in range(warmup):
         step()
+    _sync(device)
+    if mean:
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            step()
+        _sync(device)
+        return (time.perf_counter() - t0) / iters
     times = []
     for _ in range(iters):
-        _sync(device)
         t0 = time.perf_counter()
         step()
         _sync(device)
@@ -138,27 +146,13 @@ def time_trainer_iteration(config: str, preset: str, batch: int, iters: int, war
         ema_step(ctx, state, use_ema=True)
         state.images_seen, state.step = state.images_seen + ctx.recipe.batch, state.step + 1
 
-    if ctx.recipe.penalty_interval > 1:
-        k = ctx.recipe.penalty_interval
-        seconds = _mean_seconds(step, -(-iters // k) * k, warmup, device)
-    else:
-        seconds = _median_seconds(step, iters, warmup, device)
+    k = ctx.recipe.penalty_interval
+    seconds = _seconds_per_step(step, -(-iters // k) * k, warmup, device, mean=True) if k > 1 else \
+        _seconds_per_step(step, iters, warmup, device)
     return {"config": config, "preset": preset, "batch": batch, "penalty": penalty, "loss": loss,
             "conditional": conditional, "s_per_iter": seconds, "images_per_s": batch / seconds,
             "channels_last": ctx.memory_format == torch.channels_last,
             "penalty_interval": ctx.recipe.penalty_interval}
-
-
-def _mean_seconds(step, iters: int, warmup: int, device: torch.device) -> float:
-    """Mean seconds per step over `iters` consecutive steps (for steps that differ, such as lazy penalties)."""
-    for _ in range(warmup):
-        step()
-    _sync(device)
-    t0 = time.perf_counter()
-    for _ in range(iters):
-        step()
-    _sync(device)
-    return (time.perf_counter() - t0) / iters
 
 
 def main(argv: list[str] | None = None) -> int:

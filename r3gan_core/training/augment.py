@@ -119,13 +119,14 @@ def _augment(images: Tensor, p: float, draws: "_Draws", transforms: Sequence[str
     if any(t in transforms for t in GEOMETRIC):
         matrix, moved = geometric_matrices(draws, p, h, w, transforms)
         if moved.any():
-            warped = warp_affine(x, to_device(matrix[:, :2], x.device), (h, w), mode="bilinear", padding_mode="reflection",
-                                 align_corners=True)
+            warped = warp_affine(x, to_device(matrix[:, :2], x.device), (h, w), mode="bilinear",
+                                 padding_mode="reflection", align_corners=True)
             x = torch.where(to_device(moved, x.device)[:, None, None, None], warped, x)
     if any(t in transforms for t in COLOUR):
         matrix, changed = colour_matrices(draws, p, transforms)
         if changed.any():
-            x = torch.where(to_device(changed, x.device)[:, None, None, None], recolour(x, to_device(matrix, x.device)), x)
+            recoloured = recolour(x, to_device(matrix, x.device))
+            x = torch.where(to_device(changed, x.device)[:, None, None, None], recoloured, x)
     return x.to(images.dtype)
 
 

@@ -325,9 +325,9 @@ class TrainingLog:
         """Names of statistics that were non-finite on a step since the last check (one host sync), then reset."""
         from .steps import nonfinite
 
-        merged = {f"{k}\0{i}": v for i, stats in enumerate(self.unchecked) for k, v in stats.items()}
+        bad = sorted(set(nonfinite(*self.unchecked)))
         self.unchecked = []
-        return sorted({key.split("\0")[0] for key in nonfinite(merged)})
+        return bad
 
     def write_record(self, **values: Any) -> dict[str, Any]:
         """Close the interval: one record of means (averaged over ranks) and the interval's throughput."""

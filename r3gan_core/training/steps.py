@@ -202,13 +202,15 @@ def grad_norm(module: nn.Module, as_tensor: bool = False) -> float | Tensor:
     return norm if as_tensor else float(norm)
 
 
-def nonfinite(stats: dict[str, Any]) -> list[str]:
-    """Names of the statistics (floats or 0-d tensors) that are not finite: one host sync for all tensors."""
-    bad = [k for k, v in stats.items() if isinstance(v, float) and not math.isfinite(v)]
-    keys = [k for k, v in stats.items() if isinstance(v, Tensor)]
-    if keys:
-        flags = torch.stack([stats[k].float().reshape(()) for k in keys]).isfinite().tolist()
-        bad += [k for k, ok in zip(keys, flags) if not ok]
+def nonfinite(*stats: dict[str, Any]) -> list[str]:
+    """Names of the statistics (floats or 0-d tensors) that are not finite, over one or more steps' dicts (a name
+    once per dict it is bad in): one host sync for all tensors."""
+    items = [(k, v) for step in stats for k, v in step.items()]
+    bad = [k for k, v in items if isinstance(v, float) and not math.isfinite(v)]
+    tensors = [(k, v) for k, v in items if isinstance(v, Tensor)]
+    if tensors:
+        flags = torch.stack([v.float().reshape(()) for _, v in tensors]).isfinite().tolist()
+        bad += [k for (k, _), ok in zip(tensors, flags) if not ok]
     return bad
 
 
