@@ -23,7 +23,7 @@ PYEOF
 }
 PWD_REPO=$(pwd)
 if ! "$PY" -c "import importlib, papermill, jupytext, jupyter_book, sklearn, seaborn, ipywidgets, pytest, \
-sphinx_exercise, playwright, kornia; importlib.import_module('sphinx-mathjax-offline')" >/dev/null 2>&1 \
+sphinx_exercise, playwright, kornia, xdist; importlib.import_module('sphinx-mathjax-offline')" >/dev/null 2>&1 \
    || ! installed_here; then
   echo "[setup] installing r3gan-core with the book, test and augment extras"
   "$PY" -m pip install --quiet -e ".[book,test,augment]"

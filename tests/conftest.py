@@ -9,6 +9,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+SMOKE_FIXTURES = {"smoke_book", "smoke_html"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group marks
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (--dist loadgroup, as ci/test.sh runs it) every test that reads the smoke book runs in one
+    worker, so the book is executed once per session, not once per worker; the other tests spread over the rest."""
+    for item in items:
+        if SMOKE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("smoke_book"))
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ number in the book cannot drift from its weights, and results made under other s
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -40,8 +41,21 @@ def _stored() -> list[tuple[str, str, dict]]:
 
 
 STORED = _stored()
-RUNS = [pytest.param(name, profile, run, id=f"{name}-{profile}-{run['run']}")
-        for name, profile, record in STORED for run in record["metrics"]["runs"] if run["status"] == "ok"]
+
+
+def _fast_first(params: list[tuple[str, tuple, str]]) -> list:
+    """pytest params, the first of each chapter and profile in the fast suite and the others marked `full`: the
+    README's quick `bash ci/test.sh` re-derives one per chapter, `bash ci/test.sh --full` (.ci/run) all of them."""
+    seen, out = set(), []
+    for key, values, test_id in params:
+        marks = () if key not in seen else (pytest.mark.full,)
+        seen.add(key)
+        out.append(pytest.param(*values, id=test_id, marks=marks))
+    return out
+
+
+RUNS = _fast_first([((name, profile), (name, profile, run), f"{name}-{profile}-{run['run']}")
+                    for name, profile, record in STORED for run in record["metrics"]["runs"] if run["status"] == "ok"])
 
 
 def test_the_image_chapters_have_stored_cpu_results():
@@ -80,16 +94,29 @@ def _has_noise_inputs(G) -> bool:
         return not torch.equal(a, G(z, c))
 
 
+@functools.lru_cache(maxsize=None)
+def _reference(dataset: str, max_items: int | None, seed: int, num_samples: int, pr_samples: int):
+    """The real half of the evaluation (metrics.evaluate.real_reference), once per real set: most stored runs share
+    one of three (stacked8, seeds 0-2), and it gives the numbers evaluate_images gives from the images themselves."""
+    from r3gan_core.data import load_dataset
+    from r3gan_core.metrics.evaluate import real_reference
+
+    real = load_dataset(dataset, max_items=max_items, seed=seed).images
+    return real_reference(real, real.shape[1] == 3, num_samples, seed=seed, pr_samples=pr_samples)
+
+
 def _scores(run: dict, fake) -> dict:
     """The evaluation metrics of `fake` against the run's real data, with the run's own evaluation settings."""
-    from r3gan_core.data import load_dataset
     from r3gan_core.metrics import evaluate_images
+    from r3gan_core.metrics.evaluate import PR_SAMPLES
 
     s = run["settings"]
-    real = load_dataset(s["dataset"], max_items=s["max_items"], seed=run["seed"]).images
-    return evaluate_images(real, fake, stacked=real.shape[1] == 3,
-                           num_samples=s.get("real_samples") or s["num_samples"], seed=run["seed"],
-                           **(s.get("eval") or {}))
+    options = dict(s.get("eval") or {})
+    num_samples = s.get("real_samples") or s["num_samples"]
+    reference = _reference(s["dataset"], s["max_items"], run["seed"], num_samples,
+                           options.get("pr_samples", PR_SAMPLES))
+    return evaluate_images(reference, fake, stacked=reference.stacked, num_samples=num_samples, seed=run["seed"],
+                           **options)
 
 
 def _assert_rederived(stored_values: dict, scores: dict, keys, stochastic: bool) -> None:
@@ -121,14 +148,16 @@ def test_stored_numbers_rederive_from_stored_generators(name, profile, run):
 # The BigGAN chapter's truncation sweeps: every stored row is re-sampled from its run's stored generator.
 SWEEPS = [(name, profile, record, label, row) for name, profile, record in STORED
           for label, rows in record["metrics"].get("truncation", {}).items() for row in rows]
+# The untruncated rows cost nothing (no sampling): all in the fast suite; of the others one per chapter.
+SWEEP_PARAMS = _fast_first([((s[0], s[1]) if s[4]["threshold"] is not None else id(s[4]), s,
+                             f"{s[0]}-{s[1]}-{s[3]}-s{s[4]['seed']}-t{s[4]['threshold']}") for s in SWEEPS])
 
 
 def _sweep_run(record: dict, label: str, seed: int) -> dict:
     return next(r for r in record["metrics"]["runs"] if r["label"] == label and r["seed"] == seed)
 
 
-@pytest.mark.parametrize("name, profile, record, label, row", [
-    pytest.param(*s, id=f"{s[0]}-{s[1]}-{s[3]}-s{s[4]['seed']}-t{s[4]['threshold']}") for s in SWEEPS])
+@pytest.mark.parametrize("name, profile, record, label, row", SWEEP_PARAMS)
 def test_stored_truncation_sweeps_rederive_from_stored_generators(name, profile, record, label, row):
     from r3gan_core.book import biggan_study
 

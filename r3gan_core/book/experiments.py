@@ -32,7 +32,7 @@ from torch import Tensor
 from ..choices import require_positive
 from ..data import load_dataset
 from ..metrics import evaluate_images
-from ..metrics.evaluate import INCEPTION_KEYS
+from ..metrics.evaluate import INCEPTION_KEYS, PR_SAMPLES, real_reference
 from ..report import read_json, write_json_atomic
 from ..sampling import generate_images, save_grid_png
 from ..training import LOG_NAME, TrainConfig, copy_config, dataset_spec, read_log, recipe_for, train
@@ -132,6 +132,7 @@ def train_and_evaluate(cfg: TrainConfig, label: str, evaluations: int = 1, num_s
                        schedule_images=cfg.schedule_images or total)
     real = load_dataset(dataset_spec(cfg), max_items=cfg.max_items, seed=cfg.seed).images
     stacked = real.shape[1] == 3
+    reference = None  # the real half of every evaluation of this run, computed at the first one
     progress = read_json(out_dir / PROGRESS_NAME) if (out_dir / PROGRESS_NAME).is_file() else {}
     evals: list[dict[str, Any]] = [e for e in progress.get("evaluations", []) if e["images_seen"] in points]
     wall, eval_time = float(progress.get("wall_time", 0.0)), float(progress.get("eval_time", 0.0))
@@ -152,7 +153,10 @@ def train_and_evaluate(cfg: TrainConfig, label: str, evaluations: int = 1, num_s
             with torch_threads(cfg.threads):
                 fake = generate_images(result.G_ema, num_samples, seed=seed,
                                        device=next(result.G_ema.parameters()).device)
-                scores = evaluate_images(real, fake, stacked=stacked, num_samples=real_samples or num_samples,
+                if reference is None:
+                    reference = real_reference(real, stacked, real_samples or num_samples, seed=seed,
+                                               pr_samples=(eval_options or {}).get("pr_samples", PR_SAMPLES))
+                scores = evaluate_images(reference, fake, stacked=stacked, num_samples=real_samples or num_samples,
                                          seed=seed, **(eval_options or {}))
             eval_time += time.perf_counter() - t0
             evals = [e for e in evals if e["images_seen"] != result.images_seen]

@@ -15,17 +15,20 @@ import glob
 import importlib.util
 import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 import torch
 from torch import Tensor
 
 from .classifier import DigitClassifier, digit_classifier
-from .frechet import frechet_distance_features
-from .kid import KID_SUBSET_SIZE, KID_SUBSETS, kernel_distance
+from .frechet import as_feature_matrix, feature_statistics, frechet_distance, frechet_distance_features
+from .kid import KID_SUBSET_SIZE, KID_SUBSETS, kernel_distance, subset_indices, within_first_set
 from .modes import DEFAULT_CONFIDENCE, VEEGAN_NUM_SAMPLES, coverage_from_probs
-from .precision_recall import PR_NEIGHBOURS, precision_recall
+from .precision_recall import PR_NEIGHBOURS, knn_radii, precision_recall
 
 FEATURE_SPACE = ("penultimate layer of r3gan_core's digit classifier (per channel, concatenated): "
                  "FD-digits, not comparable to Inception FID")
@@ -71,6 +74,73 @@ def fd_digits(real_images: Any, fake_images: Any, classifier: DigitClassifier | 
     return frechet_distance_features(real, fake)
 
 
+@dataclass
+class RealReference:
+    """The real half of evaluate_images, computed once (`real_reference`) for every evaluation against the same real
+    images: a run's evaluations, or the re-derivation of many stored runs. evaluate_images(reference, fake, ...)
+    gives exactly the numbers evaluate_images(real, fake, ...) gives with the same settings."""
+
+    stacked: bool
+    num_samples: int | None
+    seed: int
+    pr_samples: int
+    classifier: DigitClassifier
+    images: Tensor  # the scored real rows (random_rows(real, num_samples, seed))
+    probs: Tensor  # their class probabilities per channel [N, C, 10]
+    features: Tensor  # their features [N, C * feature_dim]
+    statistics: tuple[np.ndarray, np.ndarray]  # mean and covariance of `features` (FD-digits)
+    pr_features: Tensor  # float64 rows of precision / recall (random_rows(features, pr_samples, seed))
+    pr_radii: Tensor  # their k-NN radii (k = PR_NEIGHBOURS)
+    kid_within: dict[tuple[int, int, int], np.ndarray] = field(default_factory=dict)  # (n_fake, subsets, size) ->
+
+    def kid_within_real(self, num_fake: int, num_subsets: int, subset_size: int) -> np.ndarray:
+        """The real subsets' within-set kernel means for a fake set of `num_fake` rows (computed once per shape)."""
+        key = (num_fake, num_subsets, subset_size)
+        if key not in self.kid_within:
+            subsets = subset_indices(len(self.features), num_fake, num_subsets, subset_size, self.seed)
+            self.kid_within[key] = within_first_set(self.features, subsets)
+        return self.kid_within[key]
+
+
+def real_reference(real: Any, stacked: bool, num_samples: int | None = VEEGAN_NUM_SAMPLES, *,
+                   pr_samples: int = PR_SAMPLES, classifier: DigitClassifier | None = None,
+                   seed: int = 0) -> RealReference:
+    """What evaluate_images computes from the real images alone (rows, classifier outputs, Gaussian fit, k-NN radii),
+    for passing to evaluate_images in their place. The settings must match the evaluate_images calls it serves."""
+    real_x = _checked_images(real, "real", stacked)
+    classifier = classifier or digit_classifier()
+    real_x = random_rows(real_x, num_samples, seed)
+    probs, features = classifier.channel_outputs(real_x)
+    pr_features = torch.from_numpy(as_feature_matrix(random_rows(features, pr_samples, seed), "real features"))
+    return RealReference(stacked=stacked, num_samples=num_samples, seed=seed, pr_samples=pr_samples,
+                         classifier=classifier, images=real_x, probs=probs, features=features,
+                         statistics=feature_statistics(features), pr_features=pr_features,
+                         pr_radii=knn_radii(pr_features, PR_NEIGHBOURS))
+
+
+def _checked_images(images: Any, what: str, stacked: bool) -> Tensor:
+    x = as_images(images, what)
+    channels = 3 if stacked else 1
+    if x.shape[1] != channels:
+        raise ValueError(f"{what} images have {x.shape[1]} channels; stacked={stacked} needs {channels} "
+                         "(3 = stacked digits, 1000 modes; 1 = single digits, 10 modes)")
+    return x
+
+
+def _matching_reference(reference: RealReference, stacked: bool, num_samples: int | None, seed: int,
+                        pr_samples: int, classifier: DigitClassifier | None) -> RealReference:
+    """`reference` if it was made with these settings; ValueError naming each one that differs."""
+    wanted = {"stacked": stacked, "num_samples": num_samples, "seed": seed, "pr_samples": pr_samples}
+    differ = [f"{k}={getattr(reference, k)!r} (this call: {v!r})" for k, v in wanted.items()
+              if getattr(reference, k) != v]
+    if classifier is not None and classifier is not reference.classifier:
+        differ.append("classifier (this call passes another one)")
+    if differ:
+        raise ValueError("the RealReference was made with other settings than this evaluation: " + ", ".join(differ)
+                         + "; make it with real_reference(..., the same settings)")
+    return reference
+
+
 def evaluate_images(real: Any, fake: Any, stacked: bool, num_samples: int | None = VEEGAN_NUM_SAMPLES, *,
                     pr_samples: int = PR_SAMPLES, kid_subsets: int = KID_SUBSETS,
                     kid_subset_size: int = KID_SUBSET_SIZE, threshold: float = DEFAULT_CONFIDENCE,
@@ -80,7 +150,9 @@ def evaluate_images(real: Any, fake: Any, stacked: bool, num_samples: int | None
     """FD-digits, KID-digits, precision / recall (k = 3), and modes / reverse KL of `fake` against `real`.
 
     real, fake:   images N x C x H x W in [-1, 1] (tensors, arrays or ImageDatasets); C = 3 when stacked
-                  (1000 modes), C = 1 otherwise (10 modes).
+                  (1000 modes), C = 1 otherwise (10 modes). `real` may instead be a RealReference
+                  (real_reference, made with the same stacked / num_samples / seed / pr_samples): the same numbers,
+                  without recomputing the real half.
     num_samples:  at most this many of each set are used (a seeded random subset; None = all). The mode
                   protocol uses 26,000 generated samples (VEEGAN / PacGAN).
     pr_samples:   at most this many of each for precision / recall.
@@ -94,24 +166,23 @@ def evaluate_images(real: Any, fake: Any, stacked: bool, num_samples: int | None
                   stderr and the reason under `inception_skipped`; nothing is downloaded.
     inception_device:   where Inception-v3 runs (None = CUDA when there is one).
     """
-    real_x, fake_x = as_images(real, "real"), as_images(fake, "fake")
-    channels = 3 if stacked else 1
-    for what, x in (("real", real_x), ("fake", fake_x)):
-        if x.shape[1] != channels:
-            raise ValueError(f"{what} images have {x.shape[1]} channels; stacked={stacked} needs {channels} "
-                             "(3 = stacked digits, 1000 modes; 1 = single digits, 10 modes)")
-    classifier = classifier or digit_classifier()
-    real_x, fake_x = random_rows(real_x, num_samples, seed), random_rows(fake_x, num_samples, seed + 1)
-    (real_p, real_f), (fake_p, fake_f) = classifier.channel_outputs(real_x), classifier.channel_outputs(fake_x)
-    kid_mean, kid_std = kernel_distance(real_f, fake_f, kid_subsets, kid_subset_size, seed)
-    pr = precision_recall(random_rows(real_f, pr_samples, seed), random_rows(fake_f, pr_samples, seed + 1),
-                          PR_NEIGHBOURS)
+    if isinstance(real, RealReference):
+        ref = _matching_reference(real, stacked, num_samples, seed, pr_samples, classifier)
+    else:
+        ref = real_reference(real, stacked, num_samples, pr_samples=pr_samples, classifier=classifier, seed=seed)
+    classifier, real_x, real_p, real_f = ref.classifier, ref.images, ref.probs, ref.features
+    fake_x = random_rows(_checked_images(fake, "fake", stacked), num_samples, seed + 1)
+    fake_p, fake_f = classifier.channel_outputs(fake_x)
+    kid_mean, kid_std = kernel_distance(real_f, fake_f, kid_subsets, kid_subset_size, seed,
+                                        within1=ref.kid_within_real(len(fake_f), kid_subsets, kid_subset_size))
+    pr = precision_recall(ref.pr_features, random_rows(fake_f, pr_samples, seed + 1), PR_NEIGHBOURS,
+                          real_radii=ref.pr_radii)
     plain, _ = coverage_from_probs(fake_p)
     confident, _ = coverage_from_probs(fake_p, threshold)
     real_plain, _ = coverage_from_probs(real_p)
     real_confident, _ = coverage_from_probs(real_p, threshold)
     result = {
-        "fd_digits": frechet_distance_features(real_f, fake_f),
+        "fd_digits": frechet_distance(*ref.statistics, *feature_statistics(fake_f)),
         "kid_digits": kid_mean,
         "kid_digits_std": kid_std,
         "precision_digits": pr["precision"],

@@ -41,12 +41,19 @@ def inside_manifold(queries: Tensor, centres: Tensor, radii: Tensor) -> Tensor:
 
 
 def precision_recall(real_features: Tensor | np.ndarray, fake_features: Tensor | np.ndarray,
-                     k: int = PR_NEIGHBOURS) -> dict[str, float]:
-    """{"precision", "recall"} of fake against real features (both N x D), k-NN balls with k = 3."""
+                     k: int = PR_NEIGHBOURS, real_radii: Tensor | None = None) -> dict[str, float]:
+    """{"precision", "recall"} of fake against real features (both N x D), k-NN balls with k = 3.
+
+    real_radii: knn_radii of these real features (float64) when already computed; the result is the same.
+    """
     real = torch.from_numpy(as_feature_matrix(real_features, "real features"))
     fake = torch.from_numpy(as_feature_matrix(fake_features, "fake features"))
     if real.shape[1] != fake.shape[1]:
         raise ValueError(f"feature dimensions differ: {real.shape[1]} and {fake.shape[1]}")
-    precision = inside_manifold(fake, real, knn_radii(real, k)).double().mean()
+    if real_radii is None:
+        real_radii = knn_radii(real, k)
+    elif real_radii.shape != (len(real),):
+        raise ValueError(f"real_radii must hold one radius per real row ({len(real)}), got {tuple(real_radii.shape)}")
+    precision = inside_manifold(fake, real, real_radii).double().mean()
     recall = inside_manifold(real, fake, knn_radii(fake, k)).double().mean()
     return {"precision": float(precision), "recall": float(recall)}
