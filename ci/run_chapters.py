@@ -195,6 +195,14 @@ def publish(name: str, out: Path, command: str | None = None) -> Path:
     return target
 
 
+def file_in_the_way(out: Path) -> Path | None:
+    """`out` itself, or the nearest existing folder above it, when that is a file (so `out` cannot be a folder)."""
+    where = out
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    return where if where.exists() and not where.is_dir() else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", required=True, choices=[*(p for p in PROFILES if p != "paper"), "book"],
@@ -223,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
                      "valid choices: smoke, cpu, gpu, book")
     if args.publish and args.profile not in PUBLISHED_PROFILES:
         parser.error(f"--publish stores cpu or gpu results; got --profile {args.profile}")
+    blocker = file_in_the_way(args.out)
+    if blocker is not None:
+        parser.error(f"--out {args.out}: {blocker} is a file, not a folder; choose another --out (a folder, or one "
+                     "that can be created)")
 
     # Progress bars are for people at a kernel; in an executed notebook they would freeze as "0%" widgets.
     os.environ.setdefault("TQDM_DISABLE", "1")

@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import json
 import math
+import signal
 import sys
 import typing
 from pathlib import Path
@@ -208,14 +209,14 @@ def train_config_from_args(args: argparse.Namespace):
 def check_train_flags(cfg) -> None:
     """What can be checked before data loads: the device, the --network overrides, the schedule's values."""
     from .networks import network_config
-    from .training import recipe_for
+    from .training.validate import validate_train_config
 
+    validate_train_config(cfg)
     device_flag(cfg.device)
     try:
         network_config(cfg.config, cfg.preset, cfg.conditional, **cfg.network)
     except ValueError as err:
         raise ValueError(f"--network: {err}") from None
-    recipe_for(cfg)  # its errors name the setting (lr, gamma, pl_interval, ...)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -268,12 +269,14 @@ def check_output_file(out: str | Path, checkpoint: str | Path, flag: str = "--ou
     """An output path that is safe to write: not the checkpoint being read, not a folder, not read-only."""
     import os
 
+    from .report import is_read_only
+
     path, ckpt = Path(out), Path(checkpoint)
     if path.exists() and ckpt.exists() and os.path.samefile(path, ckpt) or path.resolve() == ckpt.resolve():
         raise ValueError(f"{flag} {out} is the checkpoint being read ({checkpoint}): choose another file")
     if path.is_dir():
         raise ValueError(f"{flag} {out} is a folder: give a file name")
-    if path.exists() and not os.access(path, os.W_OK):
+    if path.is_file() and is_read_only(path):
         raise ValueError(f"{flag} {out} exists and is read-only: choose another file or make it writable")
     return path
 
@@ -375,11 +378,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .training.validate import SettingError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     command = {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate}[args.command]
     try:
         return command(args)
+    except KeyboardInterrupt:  # a second Ctrl-C during training, or one during sample / evaluate
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a third one while this is printed changes nothing
+        where = (f" the run folder keeps its last checkpoint ({Path(args.out_dir) / 'checkpoint.pt'}): continue with "
+                 "--resume" if getattr(args, "out_dir", None) else " files already written are left as they were")
+        print(f"r3gan {args.command}: interrupted before the step could finish;{where}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except SettingError as err:
+        print(f"r3gan {args.command}: error: {err.as_flag()}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except (ValueError, FileNotFoundError) as err:
         print(f"r3gan {args.command}: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

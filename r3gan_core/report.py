@@ -119,6 +119,13 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
         raise
 
 
+def is_read_only(path: str | os.PathLike) -> bool:
+    """Whether an existing file is read-only: no write bit in its mode (0444), or this process may not write it.
+    The mode decides even for root, who may write any file: a user who made a file 0444 meant it to stay."""
+    path = Path(path)
+    return not (path.stat().st_mode & 0o222) or not os.access(path, os.W_OK)
+
+
 def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
     """Write JSON atomically (atomic_open): a reader never sees a half-written file."""
     with atomic_open(path) as f:

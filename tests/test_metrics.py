@@ -280,6 +280,38 @@ def test_evaluate_images_keys_and_values(classifier, stacked_real):
 
 
 # ----------------------------------------------------------------------------------------------------------
+
+
+def test_a_real_reference_gives_exactly_the_numbers_of_the_real_images(classifier, stacked_real):
+    """RealReference is a cache, not an approximation: every key equal, for two fake sets and in any order."""
+    from r3gan_core.metrics.evaluate import real_reference
+
+    real, settings = stacked_real[:1500], dict(num_samples=1000, pr_samples=400, seed=3, classifier=classifier)
+    options = dict(kid_subsets=7, kid_subset_size=150)
+    reference = real_reference(real, True, **settings)
+    for fake in (stacked_real[1500:2700], (stacked_real[3000:4200] * 0.6).flip(0)):
+        direct = evaluate_images(real, fake, stacked=True, **settings, **options)
+        assert evaluate_images(reference, fake, stacked=True, **settings, **options) == direct
+    with pytest.raises(ValueError, match=r"seed=3 \(this call: 4\)"):
+        evaluate_images(reference, fake, stacked=True, **{**settings, "seed": 4}, **options)
+    with pytest.raises(ValueError, match="pr_samples"):
+        evaluate_images(reference, fake, stacked=True, **{**settings, "pr_samples": 500}, **options)
+
+
+def test_kid_and_precision_recall_take_the_real_half_precomputed():
+    from r3gan_core.metrics.kid import subset_indices, within_first_set
+    from r3gan_core.metrics.precision_recall import knn_radii
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(300, 6)), rng.normal(0.3, 1.0, size=(250, 6))
+    subsets = subset_indices(len(x), len(y), 9, 80, seed=5)
+    assert kernel_distance(x, y, 9, 80, 5, within1=within_first_set(x, subsets)) == kernel_distance(x, y, 9, 80, 5)
+    with pytest.raises(ValueError, match="within1 has 8 subsets"):
+        kernel_distance(x, y, 9, 80, 5, within1=within_first_set(x, subsets[:8]))
+    radii = knn_radii(torch.from_numpy(x))
+    assert precision_recall(x, y, real_radii=radii) == precision_recall(x, y)
+    with pytest.raises(ValueError, match="one radius per real row"):
+        precision_recall(x, y, real_radii=radii[:10])
 # Inception metrics: optional, never downloaded
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import signal
 import subprocess
@@ -112,13 +113,15 @@ def test_sample_and_evaluate_never_write_over_their_checkpoint(run_dir, capsys, 
     assert snapshot(run_dir) == before
 
 
-def test_a_read_only_output_is_not_replaced(run_dir, capsys, tmp_path):
-    if os.geteuid() == 0:
-        pytest.skip("root may write any file: os.access cannot see a read-only mode")
-    out = tmp_path / "kept.png"
+@pytest.mark.parametrize("command", ["sample", "evaluate"])
+def test_a_read_only_output_is_not_replaced(run_dir, capsys, tmp_path, command):
+    """Judged by the mode bits, so it holds for root too (os.access answers yes to root for any file)."""
+    out = tmp_path / ("kept.png" if command == "sample" else "kept.json")
     out.write_bytes(b"mine")
     out.chmod(0o444)
-    _refused(["sample", "--checkpoint", str(run_dir / "checkpoint.pt"), "--out", str(out)], capsys, "read-only")
+    extra = ["--num-samples", "10"] if command == "evaluate" else []
+    _refused([command, "--checkpoint", str(run_dir / "checkpoint.pt"), "--out", str(out), *extra], capsys,
+             "read-only", str(out))
     assert out.read_bytes() == b"mine" and (out.stat().st_mode & 0o777) == 0o444
 
 
@@ -127,6 +130,17 @@ def test_a_read_only_checkpoint_keeps_its_mode(run_dir, capsys):
     ckpt.chmod(0o444)
     before = snapshot(run_dir)
     _refused(["evaluate", "--checkpoint", str(ckpt), "--out", str(ckpt)], capsys, "checkpoint being read")
+    assert snapshot(run_dir) == before and (ckpt.stat().st_mode & 0o777) == 0o444
+
+
+@pytest.mark.parametrize("how", [["--resume"], ["--overwrite"]])
+def test_resume_or_overwrite_refuses_a_read_only_checkpoint(run_dir, capsys, how):
+    ckpt = run_dir / "checkpoint.pt"
+    ckpt.chmod(0o444)
+    before = snapshot(run_dir)
+    argv = (["train", "--resume", "--out-dir", str(run_dir), "--total-images", "24", "--no-progress"] if how == ["--resume"]
+            else TINY + ["--total-images", "16", "--out-dir", str(run_dir), "--overwrite"])
+    _refused(argv, capsys, "read-only run files (checkpoint.pt)", "chmod u+w")
     assert snapshot(run_dir) == before and (ckpt.stat().st_mode & 0o777) == 0o444
 
 
@@ -152,6 +166,23 @@ def test_an_interrupt_checkpoints_and_resumes(tmp_path, signum):
     assert seen == summary["images_seen"] > 0  # the checkpoint is at the step the signal ended, not the start
     assert main(["train", "--resume", "--out-dir", str(out), "--total-images", str(seen + 16), "--no-progress"]) == 0
     assert ckpt_io.load(out / "checkpoint.pt")["images_seen"] == seen + 16
+
+
+def test_two_quick_interrupts_exit_130_without_a_traceback(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "r3gan_core.cli", *LONG_RUN, "--out-dir", str(out)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    deadline = time.time() + 120
+    while not (out / "log.jsonl").is_file() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_INTERRUPTED, stderr
+    assert "Traceback" not in stderr and "interrupted" in stderr and "--resume" in stderr
+    seen = ckpt_io.load(out / "checkpoint.pt")["images_seen"]  # the last good checkpoint is whole
+    assert main(["train", "--resume", "--out-dir", str(out), "--total-images", str(seen + 16), "--no-progress"]) == 0
 
 
 # ----- messages instead of tracebacks -----
@@ -197,13 +228,117 @@ def test_a_damaged_middle_log_line_is_named(run_dir, capsys):
     (["--network", "z_dim=-5"], ["--network", "z_dim=-5", "positive whole number"]),
     (["--network", "fir_taps=abc"], ["--network", "fir_taps='abc'", "comma list of numbers"]),
     (["--device", "foo"], ["--device", "'foo'", "auto, cpu, cuda"]),
-    (["--lr", "0"], ["lr must start > 0"]),
-    (["--pl-interval", "-1"], ["pl_interval must be >= 0"]),
+    (["--lr", "0"], ["--lr must start > 0"]),
+    (["--pl-interval", "-1"], ["--pl-interval must be a whole number >= 0 (0 = off), got -1"]),
+    (["--gamma", "inf"], ["--gamma must be finite, got inf"]),
+    (["--gamma", "1,inf"], ["--gamma must be finite", "(1.0, inf)"]),
+    (["--ema-half-life", "inf"], ["--ema-half-life must be finite"]),
+    (["--spectral-iters", "0"], ["--spectral-iters must be a whole number >= 1, got 0"]),
+    (["--ortho-beta", "-1"], ["--ortho-beta must be a finite number >= 0, got -1.0"]),
+    (["--blowup", "-1"], ["--blowup must be a finite number > 0, got -1.0"]),
+    (["--aug-p", "0,2"], ["--aug-p must lie in [0, 1]"]),
+    (["--beta2", "1"], ["--beta2 must lie in [0, 1)"]),
+    (["--max-items", "0"], ["--max-items must be a whole number >= 1, got 0"]),
 ])
 def test_bad_flags_name_themselves(tmp_path, capsys, flags, needles):
     out = tmp_path / "run"
-    _refused(TINY + ["--total-images", "16", "--out-dir", str(out)] + flags, capsys, *needles)
+    err = _refused(TINY + ["--total-images", "16", "--out-dir", str(out)] + flags, capsys, *needles)
     assert not out.exists()  # refused before anything was written
+    # so the corrected command is not refused with "already holds a run"
+    assert "already holds" not in err
+
+
+def test_a_bad_setting_on_resume_leaves_the_run_as_it_was(run_dir, capsys):
+    before = snapshot(run_dir)
+    _refused(["train", "--resume", "--out-dir", str(run_dir), "--total-images", "24", "--gamma", "1,inf"], capsys,
+             "--gamma must be finite")
+    assert snapshot(run_dir) == before
+
+
+def test_python_callers_see_the_setting_name():
+    from r3gan_core.training import TrainConfig, train
+    from r3gan_core.training.validate import SettingError
+
+    with pytest.raises(SettingError, match=r"^ema_half_life must be finite") as info:
+        train(TrainConfig(total_images=16, ema_half_life=float("inf")))
+    assert info.value.setting == "ema_half_life" and info.value.as_flag().startswith("--ema-half-life ")
+
+
+# ----- checkpoints that do not fit -----
+
+def _edited_checkpoint(run_dir: Path, target: Path, edit) -> Path:
+    ckpt = ckpt_io.load(run_dir / "checkpoint.pt")
+    edit(ckpt)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ckpt, target)
+    return target
+
+
+def _cli(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "r3gan_core.cli", *argv], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+
+
+def _no_keys(ckpt):
+    del ckpt["G_ema"], ckpt["rng"]
+
+
+def _other_shapes(ckpt):
+    for name in ("G", "G_ema"):
+        ckpt[name] = {k: torch.zeros(*(n + 1 for n in v.shape)) if v.ndim else v for k, v in ckpt[name].items()}
+
+
+@pytest.mark.parametrize("edit, needles", [
+    (_no_keys, ["has no G_ema", "not written by r3gan train"]),
+    (_other_shapes, ["its G_ema does not fit the networks this code builds for config E at preset stacked8",
+                     "size mismatch for", "--network"]),
+])
+def test_sample_names_a_checkpoint_that_does_not_fit(run_dir, tmp_path, edit, needles):
+    path = _edited_checkpoint(run_dir, tmp_path / "edited.pt", edit)
+    proc = _cli("sample", "--checkpoint", str(path), "--out", str(tmp_path / "grid.png"))
+    assert proc.returncode == EXIT_BAD_INPUT and "Traceback" not in proc.stderr
+    assert all(n in proc.stderr for n in needles), proc.stderr
+    assert not (tmp_path / "grid.png").exists()
+
+
+@pytest.mark.parametrize("edit, needles", [
+    (_no_keys, ["cannot be used to resume a run: it has no G_ema, rng"]),
+    (_other_shapes, ["its G does not fit the networks this code builds", "size mismatch for"]),
+])
+def test_resume_names_a_checkpoint_that_does_not_fit(run_dir, edit, needles):
+    _edited_checkpoint(run_dir, run_dir / "checkpoint.pt", edit)
+    before = snapshot(run_dir)
+    proc = _cli("train", "--resume", "--out-dir", str(run_dir), "--total-images", "24", "--no-progress")
+    assert proc.returncode == EXIT_BAD_INPUT and "Traceback" not in proc.stderr
+    assert all(n in proc.stderr for n in needles), proc.stderr
+    assert snapshot(run_dir) == before
+
+
+def _older_recipe(ckpt):
+    """As if an older version, with other defaults for this preset, had written the checkpoint."""
+    ckpt["recipe"]["lr"] = {"base": 1e-3, "final": 1e-3, "total_images": 0.0}
+    ckpt["recipe"]["gamma"] = {"base": 5.0, "final": 0.5, "total_images": 256000.0}
+
+
+@pytest.mark.parametrize("extra, lr, gamma", [
+    ([], 1e-3, "checkpoint"),  # the checkpoint's recipe wins
+    (["--gamma", "0.3"], 1e-3, 0.3),  # a setting given on this command wins over both
+    (["--adopt-code-recipe"], "code", "code"),  # asked for: this code's recipe
+])
+def test_resume_keeps_the_checkpoints_recipe_and_names_the_difference(run_dir, extra, lr, gamma):
+    from r3gan_core.training import TrainConfig, recipe_for
+
+    _edited_checkpoint(run_dir, run_dir / "checkpoint.pt", _older_recipe)
+    proc = _cli("train", "--resume", "--out-dir", str(run_dir), "--total-images", "24", "--no-progress", *extra)
+    assert proc.returncode == 0, proc.stderr
+    assert "lr: checkpoint 0.001 vs this code 0.0002 -> 5e-05 over 256,000 images" in proc.stderr
+    assert "gamma: checkpoint 5 -> 0.5 over 256,000 images vs this code 1 -> 0.1" in proc.stderr
+    last = read_log(run_dir / "log.jsonl")[-1]
+    code = recipe_for(TrainConfig.from_dict(ckpt_io.load(run_dir / "checkpoint.pt")["train_config"]))
+    expected_lr = code.lr(16) if lr == "code" else lr
+    expected_gamma = {"code": code.gamma(16), "checkpoint": 5.0 + (0.5 - 5.0) * (1 - math.cos(math.pi * 16 / 256000)) / 2}
+    assert last["images_seen"] == 24 and math.isclose(last["lr"], expected_lr, rel_tol=1e-9)
+    assert math.isclose(last["gamma"], expected_gamma.get(gamma, gamma), rel_tol=1e-9)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

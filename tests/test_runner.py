@@ -74,6 +74,17 @@ def test_bad_arguments_name_the_valid_choices(argv, message):
     assert proc.returncode == 2 and message in proc.stderr
 
 
+@pytest.mark.parametrize("under", [False, True])
+def test_an_out_that_is_a_file_or_under_one_is_refused(tmp_path, under):
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    out = afile / "book" if under else afile
+    proc = subprocess.run([sys.executable, str(REPO / "ci" / "run_chapters.py"), "--profile", "smoke", "--out",
+                           str(out)], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{afile} is a file, not a folder" in proc.stderr and afile.read_text() == "mine"
+
+
 def test_publish_refuses_smoke_results(tmp_path, monkeypatch):
     runner = _runner()
     (tmp_path / "toy_2d").mkdir()

@@ -48,6 +48,37 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> d
     return ckpt
 
 
+# What each use of a checkpoint reads from it.
+GENERATOR_KEYS = ("train_config",)  # plus the generator asked for (G_ema or G)
+RESUME_KEYS = ("train_config", "recipe", "images_seen", "step", "G", "D", "G_ema", "opt_G", "opt_D", "pl_mean",
+               "batch_stream", "rng")
+
+
+def require_keys(ckpt: dict[str, Any], keys: tuple[str, ...], path: str | os.PathLike, purpose: str) -> None:
+    """ValueError naming the entries `purpose` needs that the checkpoint lacks (a file written by other code, or
+    edited): a clear message instead of a KeyError."""
+    missing = [k for k in keys if k not in ckpt]
+    if missing:
+        raise ValueError(f"checkpoint {path} cannot be used to {purpose}: it has no {', '.join(missing)} "
+                         f"(it holds {', '.join(sorted(map(str, ckpt))) or 'nothing'}); it was not written by "
+                         "r3gan train, or was damaged: use another checkpoint or start over with --overwrite")
+
+
+def load_weights(module: torch.nn.Module, state: Any, name: str, path: str | os.PathLike, built: str) -> None:
+    """module.load_state_dict(state), with a ValueError naming the first mismatch when the checkpoint's shapes or
+    names do not fit the module this code builds (`built` says which: e.g. a preset's widths changed since)."""
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, ValueError) as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        problems = [p for line in lines[1:] for p in line.rstrip(".").split(". ") if p] or lines[:1]
+        detail = problems[0] + (f"; {len(problems) - 1} more like it" if len(problems) > 1 else "")
+        raise ValueError(f"checkpoint {path}: its {name} does not fit the networks this code builds for {built} "
+                         f"({detail}); the checkpoint was written by a version whose network defaults differ: "
+                         "sample or resume it with that version, or pass --network overrides that rebuild its "
+                         "shapes") from None
+
+
 def rng_state() -> dict[str, Any]:
     """Python, NumPy and torch (CPU and every CUDA device) global generator states of this process."""
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}

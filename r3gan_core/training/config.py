@@ -65,6 +65,9 @@ class TrainConfig:
     # A fresh run (resume None) refuses an out_dir that already holds a run (checkpoint.pt, log.jsonl): True
     # replaces that run's files instead.
     overwrite: bool = False
+    # A resumed run trains with the checkpoint's recipe, changed only by the settings given now; where this code's
+    # defaults differ from it (an upgrade), a note names each difference. True switches to this code's recipe.
+    adopt_code_recipe: bool = False
     log_every: int = 10_000  # images between log records
     sample_every: int | None = None  # images between fixed-noise sample grids (also one at start and end)
     sample_count: int = 64

@@ -29,6 +29,17 @@ def existing_run(out_dir: Path) -> list[str]:
     return [name for name in (CHECKPOINT_NAME, LOG_NAME, SPECTRAL_NAME) if (out_dir / name).is_file()]
 
 
+RUN_FILES = (CHECKPOINT_NAME, LOG_NAME, SPECTRAL_NAME, "config.json", "train_metrics.json")
+
+
+def read_only_run_files(out_dir: Path) -> list[str]:
+    """The files of a run in out_dir that are read-only (mode without write bits, or not writable by this process):
+    a resumed or replaced run would write over them, so it refuses instead."""
+    from ..report import is_read_only
+
+    return [name for name in RUN_FILES if (out_dir / name).is_file() and is_read_only(out_dir / name)]
+
+
 def check_folder(out_dir: Path) -> None:
     """Before any work: out_dir (or, when it does not exist yet, its nearest existing parent) must be a writable
     folder. Creates nothing."""

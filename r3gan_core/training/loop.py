@@ -40,6 +40,8 @@ continues it instead (and returns at once, with its records and networks, when i
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,10 +61,12 @@ from .config import (AMP_CHOICES, LOG_NAME, SPECTRAL_NAME, TrainConfig, TrainRes
                      dataset_spec, load_data, recipe_for)
 from .ema import make_ema
 from .recipes import Recipe
+from .schedules import Cosine
 from .guards import StopSignals
 from .run_files import RunFiles
 from .steps import RunState, StepContext, apply_schedule, discriminator_step, ema_step, generator_step
 from .stream import BatchStream
+from .validate import validate_train_config
 
 
 def train(cfg: TrainConfig) -> TrainResult:
@@ -70,9 +74,9 @@ def train(cfg: TrainConfig) -> TrainResult:
 
     Seeds Python's, NumPy's and torch's global generators (with seed + rank) as a side effect.
     """
+    validate_train_config(cfg)  # every setting, before a folder is created or a checkpoint written
     threads_before = torch.get_num_threads()
     if cfg.threads is not None:
-        require_positive("threads", cfg.threads)
         torch.set_num_threads(cfg.threads)
     env = dist_utils.setup(cfg.device)
     files = RunFiles(cfg.out_dir, env.is_main)
@@ -89,12 +93,14 @@ def train(cfg: TrainConfig) -> TrainResult:
 def _train(cfg: TrainConfig, env: dist_utils.DistEnv, files: RunFiles, stop: StopSignals) -> TrainResult:
     """The loop: one phase a block, top to bottom."""
     t_start = time.perf_counter()
-    ctx, state = prepare(cfg, env)
     resume_path = _resume_path(cfg, files.checkpoint)
+    saved = load_for_resume(resume_path) if resume_path is not None else None
+    ctx, state = prepare(cfg, env, recipe=resumed_recipe(cfg, saved) if saved is not None else None)
+    if saved is not None:  # in memory: a checkpoint that does not fit is refused before the folder is touched
+        resume(cfg, ctx, state, saved, resume_path)
     files.claim(fresh=resume_path is None, overwrite=cfg.overwrite)  # locked; never replaces a run unasked
     log = TrainingLog(cfg, ctx, state, files)
-    if resume_path is not None:
-        resume(cfg, ctx, state, resume_path)
+    if saved is not None:
         log.records, log.spectral = files.history(state.images_seen)
         log.interval_images = state.images_seen
     files.prepare(fresh=resume_path is None, config={"train_config": cfg.as_dict(), "recipe": ctx.recipe.as_dict()})
@@ -184,13 +190,15 @@ def _train(cfg: TrainConfig, env: dist_utils.DistEnv, files: RunFiles, stop: Sto
 # ---------------------------------------------------------------------------------------------------------
 # Before the loop: recipe, data, networks, optimisers; resuming; checkpoints
 # ---------------------------------------------------------------------------------------------------------
-def prepare(cfg: TrainConfig, env: dist_utils.DistEnv, data: Any = None) -> tuple[StepContext, RunState]:
+def prepare(cfg: TrainConfig, env: dist_utils.DistEnv, data: Any = None,
+            recipe: Recipe | None = None) -> tuple[StepContext, RunState]:
     """Check the settings, load the data, build G, D, G_ema and their optimisers on the run's device.
 
     data: an object with `.images` (and `.labels`) to use instead of loading cfg's dataset (benchmarks).
+    recipe: the recipe to train with (a resumed run's: resumed_recipe); None = recipe_for(cfg).
     """
     require_choice("amp", cfg.amp, AMP_CHOICES)
-    recipe = recipe_for(cfg)
+    recipe = recipe if recipe is not None else recipe_for(cfg)
     device = env.device
     use_amp = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
     # channels_last by default on CUDA only: on this project's 2-core CPU it measured within noise of contiguous
@@ -252,11 +260,73 @@ def _check_batch(recipe: Recipe, cfg: TrainConfig, world: int) -> None:
     require_positive("sample_count", cfg.sample_count)
 
 
-def resume(cfg: TrainConfig, ctx: StepContext, state: RunState, path: Path) -> None:
+def load_for_resume(path: Path) -> dict[str, Any]:
+    """The checkpoint a run resumes from, with every entry resuming reads (ValueError naming what is missing)."""
+    saved = ckpt_io.load(path)
+    ckpt_io.require_keys(saved, ckpt_io.RESUME_KEYS, path, "resume a run")
+    return saved
+
+
+def resumed_recipe(cfg: TrainConfig, saved: dict[str, Any]) -> Recipe:
+    """The recipe a resumed run trains with: the checkpoint's, changed only where this command changed a setting.
+
+    Where this code's defaults differ from the checkpoint's recipe (an upgrade changed a preset's lr or gamma), the
+    checkpoint wins and a note names every difference; cfg.adopt_code_recipe switches to this code's recipe.
+    """
+    saved_cfg = TrainConfig.from_dict(saved["train_config"])
+    stored = Recipe.from_dict(saved["recipe"])
+    now = recipe_for(cfg)
+    drift = recipe_differences(stored, recipe_for(saved_cfg))
+    if not drift:
+        return now
+    shown = "; ".join(f"{name}: checkpoint {_shown(old)} vs this code {_shown(new)}" for name, old, new in drift)
+    if cfg.adopt_code_recipe:
+        print(f"[r3gan] note: --adopt-code-recipe: the resumed run switches to this code's recipe ({shown})",
+              file=sys.stderr, flush=True)
+        return now
+    changed = {name for name in _RECIPE_INPUTS if getattr(cfg, name) != getattr(saved_cfg, name)}
+    keep = {name: getattr(stored, name) for name, _, _ in drift
+            if not ({name, "schedule_images"} if name in _SCHEDULED_FIELDS else {name}) & changed}
+    print(f"[r3gan] note: this code's recipe for config {cfg.config} at preset {cfg.preset} differs from the one the "
+          f"checkpoint trained with ({shown}); the run continues with the checkpoint's"
+          + (f" (except {', '.join(sorted(set(n for n, _, _ in drift) - set(keep)))}, set on this command)"
+             if len(keep) < len(drift) else "")
+          + "; pass --adopt-code-recipe to switch to this code's", file=sys.stderr, flush=True)
+    return dataclasses.replace(now, **keep, notes=stored.notes)
+
+
+_RECIPE_INPUTS = ("loss", "penalty", "gamma", "lr", "beta2", "ema_half_life", "aug_p", "batch", "total_images",
+                  "penalty_interval", "style_mixing", "pl_interval", "schedule_images")
+_SCHEDULED_FIELDS = ("lr", "beta2", "gamma", "ema_half_life", "aug_p")
+
+
+def recipe_differences(a: Recipe, b: Recipe) -> list[tuple[str, Any, Any]]:
+    """(field, value in a, value in b) for every Recipe field that differs (the notes, prose, left out)."""
+    return [(f.name, getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(Recipe)
+            if f.name != "notes" and not _same_setting(getattr(a, f.name), getattr(b, f.name))]
+
+
+def _shown(value: Any) -> str:
+    """A recipe value for a message: 2e-4, or 2e-4 -> 5e-5 over 256,000 images."""
+    if isinstance(value, Cosine):
+        return f"{value.base:g}" if value.is_constant else \
+            f"{value.base:g} -> {value.final:g} over {value.total_images:,.0f} images"
+    return repr(value)
+
+
+def _same_setting(a: Any, b: Any) -> bool:
+    """Equal values; two constant schedules of the same value are the same whatever their T (which they ignore)."""
+    if isinstance(a, Cosine) and isinstance(b, Cosine) and a.is_constant and b.is_constant:
+        return a.base == b.base
+    return a == b
+
+
+def resume(cfg: TrainConfig, ctx: StepContext, state: RunState, saved: dict[str, Any], path: Path) -> None:
     """Weights, optimisers, position, the batch stream and every random state from a checkpoint."""
-    saved = ckpt_io.load(path, map_location=ctx.device)
     check_resumable(cfg, TrainConfig.from_dict(saved["train_config"]), ctx.recipe.batch)
-    state.load_state_dict(saved)
+    built = f"config {cfg.config} at preset {cfg.preset}"
+    state.load_state_dict(saved, load=lambda module, value, name: ckpt_io.load_weights(module, value, name, path,
+                                                                                       built))
     rank = ctx.env.rank
     ckpt_io.set_rng_state(saved["rng"][rank] if rank < len(saved["rng"]) else saved["rng"][0])
 
@@ -398,7 +468,8 @@ def load_generator(path: str | Path, which: str = "G_ema", device: str = "cpu") 
     """Rebuild G from a checkpoint's TrainConfig and load `which` ('G_ema' or 'G'); eval mode, no grad."""
     require_choice("which", which, ("G_ema", "G"))
     state = ckpt_io.load(path, map_location="cpu")
+    ckpt_io.require_keys(state, (*ckpt_io.GENERATOR_KEYS, which), path, f"load its generator {which}")
     cfg = TrainConfig.from_dict(state["train_config"])
     G, _ = build_networks(cfg)
-    G.load_state_dict(state[which])
+    ckpt_io.load_weights(G, state[which], which, path, f"config {cfg.config} at preset {cfg.preset}")
     return G.to(device).eval().requires_grad_(False), cfg

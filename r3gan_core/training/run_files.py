@@ -16,7 +16,7 @@ from torch import Tensor
 from ..report import atomic_open, jsonable, write_json_atomic
 from ..sampling import save_grid_png
 from .config import CHECKPOINT_NAME, LOG_NAME, METRICS_NAME, SPECTRAL_NAME
-from .guards import RunFolderError, RunLock, check_folder, existing_run, usable_folder
+from .guards import RunFolderError, RunLock, check_folder, existing_run, read_only_run_files, usable_folder
 
 
 def read_log(path: str | Path) -> list[dict[str, Any]]:
@@ -77,6 +77,11 @@ class RunFiles:
         if not self.writes:
             return
         usable_folder(self.out_dir)
+        kept = read_only_run_files(self.out_dir) if (not fresh or overwrite) else []
+        if kept:
+            raise RunFolderError(f"out_dir {self.out_dir} holds read-only run files ({', '.join(kept)}), which "
+                                 f"{'resuming' if not fresh else '--overwrite'} would replace: make them writable "
+                                 f"(chmod u+w) to continue, or copy the run and train in the copy")
         self.lock = RunLock(self.out_dir).acquire()
         found = existing_run(self.out_dir)
         if fresh and found and not overwrite:

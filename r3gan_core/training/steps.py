@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -48,9 +48,14 @@ class RunState:
                 "opt_D": self.opt_D.state_dict(), "pl_mean": self.pl_mean.detach().cpu(),
                 "batch_stream": self.stream.state()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], load: Callable[[Any, Any, str], None] | None = None) -> None:
+        """Weights, optimisers and position from `state`; `load(module, its_state, name)` loads each of the five
+        (default: module.load_state_dict; the trainer's names the checkpoint when the shapes do not fit)."""
         for name in ("G", "D", "G_ema", "opt_G", "opt_D"):
-            getattr(self, name).load_state_dict(state[name])
+            if load is None:
+                getattr(self, name).load_state_dict(state[name])
+            else:
+                load(getattr(self, name), state[name], name)
         self.images_seen, self.step = int(state["images_seen"]), int(state["step"])
         self.pl_mean = state["pl_mean"].to(self.pl_mean.device)
         self.stream.set_state(state["batch_stream"])
