@@ -23,3 +23,20 @@ def require_positive(what: str, value: float, *, allow_zero: bool = False) -> No
     if not ok:
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{what} must be {bound}, got {value!r}")
+
+
+class SettingError(ValueError):
+    """One setting that cannot be used: `setting` is the TrainConfig field, `problem` what is wrong with its value."""
+
+    def __init__(self, setting: str, problem: str):
+        super().__init__(f"{setting} {problem}")
+        self.setting, self.problem = setting, problem
+
+    def as_flag(self) -> str:
+        """The message with the setting written as its command-line flag."""
+        return f"{flag_name(self.setting)} {self.problem}"
+
+
+def flag_name(setting: str) -> str:
+    """The `r3gan train` flag of a TrainConfig field."""
+    return "--" + setting.replace("_", "-")

@@ -81,98 +81,237 @@ def _network_override(text: str) -> tuple[str, Any]:
 _IMAGE_FIELDS = ("total_images", "log_every", "sample_every", "checkpoint_every", "spectral_every",
                  "schedule_images")
 _SCHEDULE_FIELDS = ("gamma", "lr", "beta2", "ema_half_life", "aug_p")
-_HELP = {
-    "config": "roadmap configuration", "preset": "network and schedule preset",
-    "dataset": "data spec, e.g. digits:8, stacked-digits:16, mnist:/path, folder:/path; a path spec ending in "
-               "@R resizes to R px, e.g. folder:/path@64 (default: the preset's)",
-    "network": "networks.build override KEY=VALUE (repeatable), e.g. widths=32,32",
-    "gamma": "R1/R2 weight: a number or 'base,final'",
-    "beta2": "Adam beta2: a number or 'base,final'", "ema_half_life": "EMA half-life in images: number or 'base,final'",
-    "resume": "continue from PATH (default with no PATH: OUT_DIR/checkpoint.pt when present)",
-    "pl_interval": "path length every k G steps (0 = off)", "ortho_beta": "BigGAN orthogonal penalty on G (e.g. 1e-4)",
-    "amp": "'auto' = bf16 autocast on CUDA only", "device": "auto, cpu, cuda, cuda:1 or mps",
-    "out_dir": "the run folder (checkpoint.pt, log.jsonl, ...); a fresh run refuses one that holds a run",
-    "overwrite": "start over in an --out-dir that holds a run, replacing its checkpoint and logs",
-    "lr": "learning rate (> 0): a number or 'base,final'",
-    "aug_p": "ADA augmentation probability in [0, 1] on all D sees: a number or 'base,final'; None = the preset's "
-             "(0 -> 0.55 on cifar10, 0 on the small presets); p > 0 needs kornia (the 'augment' extra)",
+
+# `r3gan train`'s options in the groups the code has (TrainConfig's sections), each with its help: what it does,
+# its unit, its valid values and what its default means. A test checks that every TrainConfig field is here.
+_TRAIN_GROUPS: dict[str, dict[str, str]] = {
+    "network": {
+        "config": "roadmap configuration A-E (paper Table 2): A StyleGAN2, B stripped bare, C + RpGAN loss, D ResNet, "
+                  "E ResNeXt, the R3GAN baseline (default: E)",
+        "preset": "network widths and schedule preset: the small CPU presets digits8, digits16, stacked8, stacked16 "
+                  "(built-in data) or the paper's stackedmnist, cifar10, ffhq64, ffhq256, imagenet32, imagenet64 "
+                  "(need --dataset) (default: digits8)",
+        "network": "override one networks.build setting, KEY=VALUE, repeatable; VALUE a number, true/false, a comma "
+                   "list of numbers or a word, e.g. widths=32,32 or z_dim=64 (default: none, the preset's networks)",
+        "conditional": "class-conditional G and D, trained on the dataset's labels (default: off)",
+    },
+    "data": {
+        "dataset": "the training data: digits:R, stacked-digits:R (built in, R px), mnist:/path, stackedmnist:/path, "
+                   "cifar10:/path, folder:/path or zip:/path; a path spec ending in @R resizes to R px, e.g. "
+                   "folder:/path@64 (default: the preset's built-in data; the paper's presets have none)",
+        "max_items": "use at most this many images (stacked data: stacks) of the dataset, a whole number >= 1 "
+                     "(default: the loader's, all of a file dataset)",
+        "batch": "global batch in images, split over GPUs with torchrun (default: the recipe's: 64 on the CPU "
+                 "presets, 512 on cifar10, ...)",
+        "total_images": "train until D has seen this many real images: 64000, 64k or 10M (default: the preset's "
+                        "suggested length, e.g. 256k on the CPU presets)",
+        "seed": "seed of the weights, the batches and every random draw, a whole number >= 0 (default: 0)",
+    },
+    "recipe": {
+        "loss": "adversarial loss: gan (non-saturating) or rpgan (relativistic pairing, Eq. 2) (default: the "
+                "config's: gan for A and B, rpgan for C-E)",
+        "penalty": "gradient penalty: none, r1 (on real data), r2 (on fake data) or r1+r2 (default: the config's: "
+                   "r1 for A and B, r1+r2 for C-E)",
+        "gamma": "penalty weight gamma (each of R1, R2 weighs gamma / 2), >= 0: a number, or 'base,final' for a "
+                 "cosine over --schedule-images images (default: the preset's, e.g. 1,0.1 on the CPU presets)",
+        "lr": "Adam learning rate, > 0 at the start: a number or 'base,final' on the cosine (default: the recipe's, "
+              "2e-4,5e-5 for C-E)",
+        "beta2": "Adam beta2 in [0, 1): a number or 'base,final' on the cosine (default: the recipe's, 0.9,0.99)",
+        "ema_half_life": "half-life of G's weight average (G_ema) in images, >= 0: a number or 'base,final' "
+                         "(default: the preset's, 0,10000 on the CPU presets)",
+        "aug_p": "ADA augmentation probability in [0, 1] on everything D sees: a number or 'base,final' (default: "
+                 "the preset's: 0 -> 0.55 on cifar10, 0 on the CPU presets); p > 0 needs kornia (the 'augment' extra)",
+        "schedule_images": "T, in images, of every cosine schedule: lr, beta2, gamma, EMA and augmentation reach "
+                           "their final values after T images (default: the preset's, 256k on the CPU presets)",
+        "penalty_interval": "apply R1/R2 on every k-th D step only, weighted x k (lazy regularisation; 16 = "
+                            "StyleGAN2's); a whole number >= 1 (default: the recipe's: 16 for A, 1 = every step for "
+                            "B-E)",
+        "pl_interval": "path-length regularisation every k G steps, 0 = off; needs a mapping network (config A) "
+                       "(default: the recipe's: 4 for A, off for B-E)",
+        "style_mixing": "probability in [0, 1] of mixing two latents in a batch; needs a mapping network (config A) "
+                        "(default: the recipe's: 0.9 for A, 0 for B-E)",
+        "ema": "keep an exponential moving average of G as G_ema; --no-ema makes G_ema a plain copy of G "
+               "(default: on)",
+        "ortho_beta": "BigGAN's orthogonal regularisation of G's weights with this weight, >= 0, e.g. 1e-4 "
+                      "(default: off)",
+        "blowup": "stop the run as diverged when a logged loss, D's mean input-gradient norm or the logit gap "
+                  "exceeds this, > 0 (default: off: only non-finite values stop a run)",
+    },
+    "run folder": {
+        "out_dir": "the run folder: checkpoint.pt, log.jsonl, samples/, config.json; a fresh run refuses one that "
+                   "holds a run (default: none, nothing is written and the run cannot be resumed)",
+        "resume": "continue the run of checkpoint PATH; the flag alone continues the one in --out-dir; its settings "
+                  "come from the checkpoint and only the flags given change them (default: a fresh run)",
+        "overwrite": "start over in an --out-dir that holds a run, replacing its checkpoint and logs (default: off, "
+                     "such a folder is refused)",
+        "adopt_code_recipe": "when resuming, train on with this version's recipe where its defaults differ from the "
+                             "checkpoint's (default: off, the checkpoint's recipe wins and the differences are named)",
+        "checkpoint_every": "also checkpoint every this many images, 0 = never (default: never; the start, the end "
+                            "and an interrupt are always checkpointed)",
+    },
+    "device": {
+        "device": "where to train: auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N or mps (default: auto)",
+        "amp": "mixed precision: auto (bf16 autocast on CUDA only), bf16 or off (default: auto)",
+        "channels_last": "channels-last memory format (default: on CUDA only)",
+        "threads": "torch CPU threads during the run, a whole number >= 1; 1 is fastest for the small presets and "
+                   "on a shared CPU (default: leave torch's setting)",
+        "guard_every": "read the step's statistics on the host every k steps to stop on non-finite values; a whole "
+                       "number >= 1 (default: 1 on a CPU, 16 on CUDA)",
+    },
+    "logging": {
+        "log_every": "a log record (means of losses, penalties, logits, gradient norms) every this many images "
+                     "(default: 10000)",
+        "sample_every": "a fixed-noise sample grid in OUT_DIR/samples/ every this many images, 0 = never "
+                        "(default: never)",
+        "sample_count": "images in each sample grid, a whole number >= 1 (default: 64)",
+        "spectral_every": "the top singular value of every G and D weight (BigGAN's spectra) every this many "
+                          "images, 0 = never (default: never)",
+        "spectral_iters": "power iterations per spectral measurement, a whole number >= 1 (default: 20)",
+        "progress": "a progress bar (default: on)",
+    },
 }
 
 
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field; every default is 'not given' so --resume can tell what changed."""
+    """One flag per TrainConfig field, in its group; every default is 'not given' so --resume can tell what changed."""
     from .losses import LOSSES, PENALTIES
     from .training.recipes import CONFIGS, PRESETS
     from .training import AMP_CHOICES, TrainConfig
 
     choices = {"config": CONFIGS, "preset": tuple(PRESETS), "loss": LOSSES, "penalty": PENALTIES, "amp": AMP_CHOICES}
     hints = typing.get_type_hints(TrainConfig)
-    defaults = TrainConfig()
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        help_text = _HELP.get(f.name, "")
-        default = getattr(defaults, f.name)
-        if f.name not in ("resume", "network"):
-            help_text = f"{help_text} (default: {default})".strip()
-        kw: dict[str, Any] = dict(default=argparse.SUPPRESS, help=help_text)
-        hint = hints[f.name]
-        if f.name == "resume":
-            p.add_argument(flag, nargs="?", const="auto", metavar="PATH", **kw)
-        elif f.name == "network":
-            p.add_argument(flag, type=_network_override, action="append", metavar="KEY=VALUE", **kw)
-        elif f.name in _SCHEDULE_FIELDS:
-            p.add_argument(flag, type=_schedule_value, metavar="V[,FINAL]", **kw)
-        elif f.name in _IMAGE_FIELDS:
-            p.add_argument(flag, type=_images, metavar="IMAGES", **kw)
-        elif bool in typing.get_args(hint) or hint is bool:
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-        elif f.name in choices:
-            p.add_argument(flag, choices=choices[f.name], **kw)
-        elif int in typing.get_args(hint) or hint is int:
-            p.add_argument(flag, type=int, **kw)
-        elif float in typing.get_args(hint) or hint is float:
-            p.add_argument(flag, type=float, **kw)
-        else:
-            p.add_argument(flag, type=str, **kw)
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    for group_name, helps in _TRAIN_GROUPS.items():
+        group = p.add_argument_group(group_name)
+        for name, help_text in helps.items():
+            if name not in fields:
+                raise RuntimeError(f"cli._TRAIN_GROUPS names {name!r}, which TrainConfig does not have")
+            _add_train_flag(group, name, hints[name], help_text, choices)
+
+
+def _add_train_flag(group, name: str, hint, help_text: str, choices: dict[str, tuple]) -> None:
+    flag = "--" + name.replace("_", "-")
+    kw: dict[str, Any] = dict(default=argparse.SUPPRESS, help=help_text)
+    if name == "resume":
+        group.add_argument(flag, nargs="?", const="auto", metavar="PATH", **kw)
+    elif name == "network":
+        group.add_argument(flag, type=_network_override, action="append", metavar="KEY=VALUE", **kw)
+    elif name in _SCHEDULE_FIELDS:
+        group.add_argument(flag, type=_schedule_value, metavar="V[,FINAL]", **kw)
+    elif name in _IMAGE_FIELDS:
+        group.add_argument(flag, type=_images, metavar="IMAGES", **kw)
+    elif bool in typing.get_args(hint) or hint is bool:
+        group.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+    elif name in choices:
+        group.add_argument(flag, choices=choices[name], **kw)
+    elif int in typing.get_args(hint) or hint is int:
+        group.add_argument(flag, type=int, metavar="N", **kw)
+    elif float in typing.get_args(hint) or hint is float:
+        group.add_argument(flag, type=float, metavar="X", **kw)
+    else:
+        group.add_argument(flag, type=str, metavar=_METAVARS.get(name), **kw)
+
+
+_METAVARS = {"dataset": "SPEC", "out_dir": "DIR", "device": "DEVICE"}
+
+
+_EXIT_CODES = "exit status: 0 ok, 2 bad input (the message names the flag), 3 the run diverged, 130 interrupted"
+
+
+def version_line() -> str:
+    """'r3gan 0.1.0 (commit abc123def456)': the package version and the commit of the code that runs."""
+    from . import __version__
+    from .report import git_commit
+
+    return f"r3gan {__version__} (commit {git_commit()})"
+
+
+class _VersionAction(argparse.Action):
+    """--version, computed only when asked (it runs git)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_line())
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="r3gan", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="r3gan", description=__doc__.split("\n\n")[0], formatter_class=raw,
+                                     epilog="r3gan COMMAND --help explains each command's options.")
+    parser.add_argument("--version", action=_VersionAction, help="print the version and commit, then exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{train,sample,evaluate}")
 
-    p_train = sub.add_parser("train", help="train a configuration (flags mirror TrainConfig)")
+    p_train = sub.add_parser(
+        "train", help="train a configuration (flags mirror TrainConfig)", formatter_class=raw,
+        description="Train roadmap config A-E on a preset. Images count progress (64k = 64,000 real images shown "
+                    "to D); every default not given comes from the recipe of the config and preset "
+                    "(r3gan_core/training/recipes.py).",
+        epilog="examples:\n"
+               "  r3gan train --config E --preset stacked8 --total-images 64k --out-dir runs/e --threads 1\n"
+               "  r3gan train --resume --out-dir runs/e --total-images 128k     # continue, longer\n"
+               "  r3gan train --preset cifar10 --dataset cifar10:/data/cifar-10-batches-py --out-dir runs/c\n\n"
+               "Ctrl-C or SIGTERM checkpoints at the end of the current step; --resume continues.\n" + _EXIT_CODES)
     _add_train_flags(p_train)
 
-    p_sample = sub.add_parser("sample", help="draw samples from a checkpoint's generator")
-    p_sample.add_argument("--checkpoint", required=True, metavar="PATH")
-    p_sample.add_argument("--n", type=int, default=64, help="number of samples (default: 64)")
+    p_sample = sub.add_parser("sample", help="draw samples from a checkpoint's generator", formatter_class=raw,
+                              description="Draw samples from a checkpoint's generator into image grids or arrays.",
+                              epilog="example:\n  r3gan sample --checkpoint runs/e/checkpoint.pt --n 64 --out grid.png"
+                                     "\n\n" + _EXIT_CODES)
+    p_sample.add_argument("--checkpoint", required=True, metavar="PATH",
+                          help="a checkpoint.pt written by r3gan train (required)")
+    p_sample.add_argument("--n", type=int, default=64, metavar="N",
+                          help="number of samples, >= 1 (default: 64)")
     p_sample.add_argument("--out", required=True, action="append", metavar="FILE",
-                          help="a .png grid, .pt (images, labels, z) or .npz; repeatable")
+                          help="where to write them: a .png grid, a .pt (images, labels, z) or a .npz; repeatable "
+                               "(required; never the checkpoint being read, never a read-only file)")
     p_sample.add_argument("--truncation", type=float, default=None, metavar="T",
-                          help="resample latent entries with |z| > T (BigGAN's truncation trick; default: none)")
-    p_sample.add_argument("--seed", type=int, default=0)
+                          help="BigGAN's truncation trick: resample latent entries with |z| > T, T > 0 "
+                               "(default: none, plain N(0, I) latents)")
+    p_sample.add_argument("--seed", type=int, default=0, metavar="N",
+                          help="seed of the latents: the same seed gives the same samples (default: 0)")
     p_sample.add_argument("--class", dest="class_index", type=int, default=None, metavar="K",
-                          help="conditional models: one class for every sample (default: classes cycle)")
-    p_sample.add_argument("--which", choices=("G_ema", "G"), default="G_ema")
-    p_sample.add_argument("--device", default="cpu")
+                          help="conditional models: class K for every sample (default: the classes in turn)")
+    p_sample.add_argument("--which", choices=("G_ema", "G"), default="G_ema",
+                          help="G_ema, the weight average the paper evaluates, or the raw G (default: G_ema)")
+    p_sample.add_argument("--device", default="cpu", metavar="DEVICE",
+                          help="where G runs: cpu, cuda, cuda:N, mps or auto (default: cpu)")
 
-    p_eval = sub.add_parser("evaluate", help="digit metrics (FD, KID, precision/recall, modes, KL) of a checkpoint; "
-                                             "Inception FID / KID / precision/recall with --inception-weights")
-    p_eval.add_argument("--checkpoint", required=True, metavar="PATH")
-    p_eval.add_argument("--dataset", default=None, metavar="SPEC", help="real data (default: the run's)")
-    p_eval.add_argument("--num-samples", type=int, default=26_000, help="generated samples (default: 26000)")
-    p_eval.add_argument("--seed", type=int, default=0)
-    p_eval.add_argument("--which", choices=("G_ema", "G"), default="G_ema")
-    p_eval.add_argument("--device", default="cpu")
-    p_eval.add_argument("--out", default=None, metavar="FILE", help="also write the JSON here (atomically)")
+    p_eval = sub.add_parser(
+        "evaluate", formatter_class=raw,
+        help="digit metrics (FD, KID, precision/recall, modes, KL) of a checkpoint; Inception FID / KID / "
+             "precision/recall with --inception-weights",
+        description="Score a checkpoint's generator against real data. Digit data: FD-digits, KID-digits, "
+                    "precision / recall, modes and reverse KL in the digit classifier's space (not comparable "
+                    "with published FIDs). Other data: Inception metrics only (--inception-weights).",
+        epilog="example:\n  r3gan evaluate --checkpoint runs/e/checkpoint.pt --num-samples 10000 --out scores.json"
+               "\n\n" + _EXIT_CODES)
+    p_eval.add_argument("--checkpoint", required=True, metavar="PATH",
+                        help="a checkpoint.pt written by r3gan train (required)")
+    p_eval.add_argument("--dataset", default=None, metavar="SPEC",
+                        help="the real data to compare with, a data spec as for train --dataset (default: the "
+                             "run's own)")
+    p_eval.add_argument("--num-samples", type=int, default=26_000, metavar="N",
+                        help="generated samples, and real ones, scored; >= 2 (default: 26000, the VEEGAN / PacGAN "
+                             "mode protocol)")
+    p_eval.add_argument("--seed", type=int, default=0, metavar="N",
+                        help="seed of the latents and of the real rows drawn (default: 0)")
+    p_eval.add_argument("--which", choices=("G_ema", "G"), default="G_ema",
+                        help="G_ema, the weight average the paper evaluates, or the raw G (default: G_ema)")
+    p_eval.add_argument("--device", default="cpu", metavar="DEVICE",
+                        help="where G (and Inception-v3) run: cpu, cuda, cuda:N, mps or auto (default: cpu)")
+    p_eval.add_argument("--out", default=None, metavar="FILE",
+                        help="also write the JSON here, atomically (default: print only; never the checkpoint, "
+                             "never a read-only file)")
     p_eval.add_argument("--inception-weights", nargs="?", const="auto", default=None, metavar="PATH",
                         help="also FID, KID and precision/recall in Inception-v3 space (the paper's numbers) through "
                              "torch-fidelity, from its weights file weights-inception-2015-12-05-6726825d.pth at "
                              "PATH (never downloaded). The flag alone searches $R3GAN_INCEPTION_WEIGHTS, then torch "
                              "hub's checkpoints folder. Digit data: without the file, the digit metrics alone, with "
                              "a note. Other data: only Inception metrics, so the file is required (searched for "
-                             "when the flag is left out)")
+                             "when the flag is left out) (default: digit metrics only)")
     return parser
 
 

@@ -239,6 +239,9 @@ def test_a_damaged_middle_log_line_is_named(run_dir, capsys):
     (["--aug-p", "0,2"], ["--aug-p must lie in [0, 1]"]),
     (["--beta2", "1"], ["--beta2 must lie in [0, 1)"]),
     (["--max-items", "0"], ["--max-items must be a whole number >= 1, got 0"]),
+    (["--style-mixing", "0.5"], ["--style-mixing needs a mapping network", "config E"]),
+    (["--pl-interval", "4"], ["--pl-interval needs a mapping network"]),
+    (["--config", "A", "--batch", "7"], ["--batch must be divisible by 2 with path-length regularisation"]),
 ])
 def test_bad_flags_name_themselves(tmp_path, capsys, flags, needles):
     out = tmp_path / "run"

@@ -163,10 +163,11 @@ _ARCHITECTURE_FIELDS = ("config", "preset", "conditional", "network", "dataset",
 
 def check_resumable(cfg: TrainConfig, saved: TrainConfig, batch: int) -> None:
     """A resumed run must train the same networks on the same data; length, intervals and output may change."""
-    diffs = [f"{n}: checkpoint {getattr(saved, n)!r} vs now {getattr(cfg, n)!r}" for n in _ARCHITECTURE_FIELDS
-             if getattr(saved, n) != getattr(cfg, n)]
+    diffs = [f"--{n.replace('_', '-')}: checkpoint {getattr(saved, n)!r} vs now {getattr(cfg, n)!r}"
+             for n in _ARCHITECTURE_FIELDS if getattr(saved, n) != getattr(cfg, n)]
     if diffs:
-        raise ValueError("cannot resume a different run: " + "; ".join(diffs))
+        raise ValueError("cannot resume a different run (these settings must stay as the checkpoint has them): "
+                         + "; ".join(diffs))
     saved_batch = recipe_for(saved).batch
     if saved_batch != batch:
-        raise ValueError(f"cannot resume with global batch {batch}: the checkpoint trained with {saved_batch}")
+        raise ValueError(f"cannot resume with --batch {batch}: the checkpoint trained with {saved_batch}")

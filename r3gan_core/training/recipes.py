@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from ..choices import require_choice, require_positive
+from ..choices import SettingError, require_choice, require_positive
 from ..losses import LOSSES, PENALTIES
 from .schedules import Cosine
 
@@ -230,7 +230,8 @@ def validate_recipe(r: Recipe) -> None:
     if r.pl_interval is not None:
         require_positive("pl_interval", r.pl_interval)
         if r.batch % r.pl_batch_shrink:
-            raise ValueError(f"batch {r.batch} is not divisible by pl_batch_shrink {r.pl_batch_shrink}")
+            raise SettingError("batch", f"must be divisible by {r.pl_batch_shrink} with path-length regularisation "
+                                        f"(it runs on 1/{r.pl_batch_shrink} of each batch), got {r.batch}")
     if not 0.0 <= r.style_mixing <= 1.0:
         raise ValueError(f"style_mixing must be a probability, got {r.style_mixing}")
     if r.lr.base <= 0:

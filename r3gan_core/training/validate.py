@@ -8,26 +8,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..choices import SettingError, flag_name  # noqa: F401  (flag_name: the CLI's name of a setting)
 from ..losses import LOSSES, PENALTIES
 from .config import AMP_CHOICES, TrainConfig, recipe_for
 from .recipes import CONFIGS, PRESETS
-
-
-class SettingError(ValueError):
-    """One setting that cannot be used: `setting` is the TrainConfig field, `problem` what is wrong with its value."""
-
-    def __init__(self, setting: str, problem: str):
-        super().__init__(f"{setting} {problem}")
-        self.setting, self.problem = setting, problem
-
-    def as_flag(self) -> str:
-        """The message with the setting written as its command-line flag."""
-        return f"{flag_name(self.setting)} {self.problem}"
-
-
-def flag_name(setting: str) -> str:
-    """The `r3gan train` flag of a TrainConfig field."""
-    return "--" + setting.replace("_", "-")
 
 
 def _is_number(v: Any) -> bool:
@@ -62,7 +46,7 @@ def _scheduled(name: str, value: Any, low: float, high: float, high_open: bool, 
 
 def _choice(name: str, value: Any, choices) -> None:
     if value is not None and value not in choices:
-        raise SettingError(name, f"must be one of {', '.join(map(str, choices))}; got {value!r}")
+        raise SettingError(name, f"{value!r} is unknown; valid choices: {', '.join(repr(c) for c in choices)}")
 
 
 def _positive_number(name: str, value: Any, allow_zero: bool) -> None:
@@ -100,4 +84,10 @@ def validate_train_config(cfg: TrainConfig) -> None:
     _positive_number("blowup", cfg.blowup, allow_zero=False)
     if not isinstance(cfg.network, dict):
         raise SettingError("network", f"must be a dict of networks.build overrides, got {cfg.network!r}")
-    recipe_for(cfg)
+    recipe = recipe_for(cfg)
+    if cfg.config != "A":  # style mixing and path length act on a mapping network's w: StyleGAN2's G has one
+        for name, on in (("style_mixing", recipe.style_mixing > 0), ("pl_interval", recipe.pl_interval is not None)):
+            if on:
+                raise SettingError(name, f"needs a mapping network, which only config A's generator has (this is "
+                                         f"config {cfg.config}); got {getattr(cfg, name)!r}")
+
