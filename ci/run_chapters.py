@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from r3gan_core.book.profiles import PROFILES, book_profile, chapter_names, chapter_profiles  # noqa: E402
+from r3gan_core.book.seal import write_seal  # noqa: E402
 from r3gan_core.report import read_json, write_json_atomic  # noqa: E402
 
 NOTEBOOKS = REPO / "notebooks"
@@ -169,7 +170,8 @@ def publish(name: str, out: Path, command: str | None = None) -> Path:
     """Copy a cpu- or gpu-profile chapter's metrics.json, grids and generators into results/<name>/<profile>/.
 
     `command` (the runner's command line) is stamped into the published provenance. Files are replaced one at a
-    time, atomically; stale generators of runs no longer in the record are removed.
+    time, atomically; stale generators of runs no longer in the record are removed. Last, the folder is sealed
+    (r3gan_core.book.seal: seal.json, the SHA-256 of every file in it).
     """
     record = read_json(out / name / "metrics.json")
     profile = record.get("provenance", {}).get("profile")
@@ -192,6 +194,7 @@ def publish(name: str, out: Path, command: str | None = None) -> Path:
     for old in (target / "generators").glob("*.pt"):
         if old.name not in keep:
             old.unlink()
+    write_seal(target)  # last: the digest of every file as published (tests/test_stored_results.py checks it)
     return target
 
 

@@ -112,7 +112,12 @@ def test_publish_stores_metrics_grids_and_generators_per_profile(tmp_path, monke
     assert target == results / "mode_coverage" / "cpu"
     assert json.loads((target / "metrics.json").read_text())["provenance"]["command"] == "python ci/run_chapters.py ..."
     assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()) == \
-        ["generators/a_s0.pt", "metrics.json", "samples_a.png"]
+        ["generators/a_s0.pt", "metrics.json", "samples_a.png", "seal.json"]
+    from r3gan_core.book.seal import seal_problems
+
+    assert seal_problems(target) == []  # sealed as published
+    (target / "samples_a.png").write_bytes(b"another png")
+    assert seal_problems(target) == ["samples_a.png changed since it was published (edited by hand?)"]
 
 
 @pytest.mark.chapters

@@ -1,9 +1,16 @@
-"""The published findings under results/ re-derived from their stored weights, and checked against the profiles table.
+"""The published findings under results/ re-derived from their stored weights, sealed, and checked against the
+profiles table.
 
 Every number the book shows for an image chapter comes from results/<chapter>/<profile>/metrics.json. Here each
-stored run's final EMA generator is loaded, its evaluation samples are drawn again from the stored seed, the
-headline metrics are computed again, and they must equal the stored values within the tolerances below. So a
-number in the book cannot drift from its weights, and results made under other settings fail as stale.
+stored run's final EMA generator is loaded, its evaluation samples are drawn again from the stored seed, and every
+number of its final evaluation is computed again: they must equal the stored values within the tolerances below.
+Every truncation-sweep row is re-sampled and re-scored the same way. What cannot be re-derived from the stored
+weights (the intermediate evaluations, whose generators are not stored; the training curves and spectra, which need
+the training state of every step; the timings) is covered by the folder's seal (r3gan_core.book.seal): the SHA-256
+of every file, written at publish, recomputed here. So a hand edit of any stored number fails, a number in the book
+cannot drift from its weights, and results made under other settings fail as stale.
+
+The quick suite (bash ci/test.sh) re-derives one run and one truncation row per chapter; --full (.ci/run) all.
 """
 
 from __future__ import annotations
@@ -119,30 +126,93 @@ def _scores(run: dict, fake) -> dict:
                            **options)
 
 
+MODE_COUNTS = ("modes", "modes_confident", "real_modes")
+
+
 def _assert_rederived(stored_values: dict, scores: dict, keys, stochastic: bool) -> None:
+    """Each key's stored value equals the re-derived one: texts and counts of samples exactly, mode counts within
+    the mode tolerance, every other number within the relative tolerance."""
     modes_tol = STOCHASTIC_MODES_TOLERANCE if stochastic else MODES_TOLERANCE
     rel_tol = STOCHASTIC_RELATIVE_TOLERANCE if stochastic else RELATIVE_TOLERANCE
     for key in keys:
         stored, again = stored_values[key], scores[key]
-        if key.startswith("modes"):
+        if key in MODE_COUNTS:
             assert abs(again - stored) <= modes_tol, f"{key}: stored {stored}, re-derived {again}"
+        elif isinstance(stored, (str, bool)) or stored is None or key.startswith("num_"):
+            assert again == stored, f"{key}: stored {stored!r}, re-derived {again!r}"
         else:
             assert math.isclose(again, stored, rel_tol=rel_tol, abs_tol=1e-6), \
                 f"{key}: stored {stored}, re-derived {again}"
 
 
-@pytest.mark.parametrize("name, profile, run", RUNS)
-def test_stored_numbers_rederive_from_stored_generators(name, profile, run):
+def _rederive_final(name: str, profile: str, run: dict, root=None) -> None:
+    """Every number of the run's final evaluation (and the summary the tables show) from its stored generator."""
     from r3gan_core.sampling import generate_images
 
-    G = chapter.stored_generator(name, profile, run)
+    G = chapter.stored_generator(name, profile, run, root)
     scores = _scores(run, generate_images(G, run["settings"]["num_samples"], seed=run["seed"]))
     final = run["evaluations"][-1]
     assert final["images_seen"] == run["images_seen"]
-    _assert_rederived(final, scores, HEADLINE, _has_noise_inputs(G))
+    keys = [k for k in final if k != "images_seen"]
+    assert set(HEADLINE) <= set(keys) <= set(scores), sorted(set(keys) - set(scores))
+    _assert_rederived(final, scores, keys, _has_noise_inputs(G))
     for key in HEADLINE:
         if key in run:  # the summary the tables show is the final evaluation
-            assert run[key] == final[key]
+            assert run[key] == final[key], f"{key}: summary {run[key]}, final evaluation {final[key]}"
+
+
+@pytest.mark.parametrize("name, profile, run", RUNS)
+def test_stored_numbers_rederive_from_stored_generators(name, profile, run):
+    _rederive_final(name, profile, run)
+
+
+@pytest.mark.parametrize("name, profile", [pytest.param(n, p, id=f"{n}-{p}") for n, p, _ in STORED])
+def test_stored_results_are_sealed(name, profile):
+    """Nothing in the folder changed since it was published: the numbers the weights cannot re-derive included."""
+    from r3gan_core.book.seal import seal_problems
+
+    assert seal_problems(chapter.results_dir(name, profile)) == []
+
+
+def test_a_hand_edit_of_any_stored_number_fails(tmp_path):
+    """On a copy of config E's stored results: an intermediate evaluation, a training curve and a final metric edited
+    by hand are each caught, the last even when the editor re-seals the folder (the weights disagree)."""
+    import json
+    import shutil
+
+    from r3gan_core.book.seal import seal_problems, write_seal
+
+    folder = chapter.results_dir("config_e", "cpu", tmp_path)
+    shutil.copytree(chapter.results_dir("config_e", "cpu"), folder)
+    path = folder / "metrics.json"
+    original = json.loads(path.read_text())
+
+    def problems(rederive: bool = True) -> list[str]:
+        found = seal_problems(folder)
+        if rederive:
+            run = chapter.published_results("config_e", "cpu", tmp_path)["metrics"]["runs"][0]
+            try:
+                _rederive_final("config_e", "cpu", run, tmp_path)
+            except AssertionError as err:
+                found.append(str(err).splitlines()[0])
+        return found
+
+    def edit(change) -> None:
+        record = json.loads(json.dumps(original))
+        change(record["metrics"]["runs"][0])
+        path.write_text(json.dumps(record, indent=2))
+
+    assert problems() == []  # the copy as published passes
+    changed = ["metrics.json changed since it was published (edited by hand?)"]
+    edit(lambda run: run["evaluations"][0].update(modes=run["evaluations"][0]["modes"] + 300))
+    assert problems(rederive=False) == changed  # an intermediate evaluation: no generator to re-derive it from
+    edit(lambda run: run["records"][3].update(d_loss=run["records"][3]["d_loss"] + 0.01))
+    assert problems(rederive=False) == changed  # a training curve
+    final_fd = original["metrics"]["runs"][0]["evaluations"][-1]["fd_digits"]
+    edit(lambda run: run["evaluations"][-1].update(fd_digits=final_fd * 1.01))
+    write_seal(folder)  # an editor who re-seals: the weights still disagree
+    found = problems()
+    assert len(found) == 1 and found[0].startswith(f"fd_digits: stored {final_fd * 1.01}, re-derived "), found
 
 
 # The BigGAN chapter's truncation sweeps: every stored row is re-sampled from its run's stored generator.
