@@ -351,6 +351,7 @@ def check_train_flags(cfg) -> None:
     from .training.validate import validate_train_config
 
     validate_train_config(cfg)
+    dataset_flag(cfg.dataset, cfg.preset)
     device_flag(cfg.device)
     try:
         network_config(cfg.config, cfg.preset, cfg.conditional, **cfg.network)
@@ -392,6 +393,26 @@ def _latents_and_labels(G, n: int, truncation: float | None, seed: int, class_in
     elif class_index is not None:
         raise ValueError("--class given but the checkpoint's model is unconditional")
     return z, c
+
+
+def dataset_flag(spec: str | None, preset: str) -> str:
+    """--dataset (or the preset's built-in data) checked before anything loads: a known scheme, a path that exists."""
+    from .data import PATH_SCHEMES, describe_schemes, parse_spec
+    from .training.recipes import PRESETS
+
+    spec = spec or PRESETS[preset].dataset
+    if spec is None:
+        raise ValueError(f"--dataset: preset {preset!r} has no built-in data; pass --dataset SCHEME:/PATH, one of:\n"
+                         + describe_schemes())
+    try:
+        scheme, argument = parse_spec(spec)
+    except ValueError as err:
+        raise ValueError(f"--dataset: {err}") from None
+    if scheme in PATH_SCHEMES:
+        path = Path(argument.rsplit("@", 1)[0] if "@" in argument else argument).expanduser()
+        if not path.exists():
+            raise ValueError(f"--dataset {spec}: {path} does not exist")
+    return spec
 
 
 def device_flag(name: str) -> str:
