@@ -225,13 +225,21 @@ def simulate(
     x = torch.tensor(start, dtype=DTYPE)
     path[0] = x.numpy()
     for k in range(1, int(steps) + 1):
-        if scheme == "simultaneous":
-            x = x + h * field(x)
-        else:
-            x = torch.stack((x[0], x[1] + h * field(x)[1]))  # D: psi
-            x = torch.stack((x[0] + h * field(x)[0], x[1]))  # G: theta, against the new psi
+        x = update_step(x, field, h, scheme)
         path[k] = x.numpy()
     return path
+
+
+def update_step(x: Tensor, field: VectorField, h: float, scheme: str) -> Tensor:
+    """One gradient step of size h on `field` from x = (theta, psi).
+
+    simultaneous: x <- x + h v(x). alternating: one D step (psi) then one G step (theta) at the new psi, the order
+    of the official training loop. Differentiable in x when x requires grad (lazy.period_jacobian uses that).
+    """
+    if scheme == "simultaneous":
+        return x + h * field(x)
+    x = torch.stack((x[0], x[1] + h * field(x)[1]))  # D: psi
+    return torch.stack((x[0] + h * field(x)[0], x[1]))  # G: theta, against the new psi
 
 
 def field_on_grid(
