@@ -178,12 +178,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--penalty-interval", type=int, default=None, metavar="K",
                         help="--trainer: R1/R2 every K steps with weight x K (lazy regularisation; default: the "
                              "config's recipe, 16 for A and 1 otherwise); timed as a mean over whole periods")
+    parser.add_argument("--intervals", type=int, nargs="+", default=None, metavar="K",
+                        help="the trainer's R1 + R2 overhead at each penalty interval K (lazy regularisation, weight "
+                             "x K), measured in one run against the trainer without penalties, e.g. 1 2 4 8 16")
     parser.add_argument("--conv-backward", choices=conv.MODES, default="auto",
                         help="networks.conv's backward: auto (first-order on CUDA, PyTorch's own on a CPU), "
                              "first-order, or reference (PyTorch's own double backward)")
     parser.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
                         help="--trainer: memory format (auto = the trainer's default for the device)")
     args = parser.parse_args(argv)
+    if args.intervals and min(args.intervals) < 1:
+        parser.error(f"--intervals: every K must be a whole number >= 1, got {args.intervals}")
 
     device = pick_device(args.device)
     if args.threads:
@@ -239,7 +244,30 @@ def _time_rows(args: argparse.Namespace, device: torch.device, amp: bool, penalt
                     print(f"{'':<6} {'trainer, no penalty':<23} {'':>12} {tb['s_per_iter']:>9.4f} "
                           f"{tb['images_per_s']:>9.1f}   trainer R1 + R2 overhead = "
                           f"{tb['images_per_s'] / t['images_per_s']:.2f}x", flush=True)
+            if args.intervals:
+                r["intervals"] = interval_overheads(args, config, preset, device, amp, penalty)
     return rows
+
+
+def interval_overheads(args: argparse.Namespace, config: str, preset: str, device: torch.device, amp: bool,
+                       penalty: str) -> list[dict]:
+    """The trainer with R1 + R2 every K steps (weight x K) against the trainer without penalties, for each K of
+    --intervals, all in this process; one row per K with its overhead (no-penalty images/s over penalised)."""
+    cl = {"auto": None, "on": True, "off": False}[args.channels_last]
+    common = (config, preset, args.batch, args.iters, args.warmup)
+    rest = (args.loss, args.gamma, args.conditional, device, amp, cl)
+    free = time_trainer_iteration(*common, "none", *rest, 1)
+    print(f"{'':<6} {'trainer, no penalty':<23} {'':>12} {free['s_per_iter']:>9.4f} {free['images_per_s']:>9.1f}",
+          flush=True)
+    out = []
+    for k in args.intervals:
+        t = time_trainer_iteration(*common, penalty, *rest, k)
+        t["overhead"] = free["images_per_s"] / t["images_per_s"]
+        t["without_penalty_images_per_s"] = free["images_per_s"]
+        out.append(t)
+        print(f"{'':<6} {f'trainer k={k}':<23} {'':>12} {t['s_per_iter']:>9.4f} {t['images_per_s']:>9.1f}   "
+              f"R1 + R2 overhead = {t['overhead']:.2f}x", flush=True)
+    return out
 
 
 if __name__ == "__main__":

@@ -109,3 +109,25 @@ def test_interval_k_penalises_exactly_every_kth_d_step_with_weight_k(config):
         assert rec["r1_weight"] == pytest.approx(k * 0.5 / 2 if applied else 0.0), (step, rec)
         if result.recipe.penalty == "r1+r2":
             assert rec["r2_weight"] == pytest.approx(k * 0.5 / 2 if applied else 0.0), (step, rec)
+
+
+# ----- the 2D toys' penalty_interval -----
+
+def test_toy_interval_one_is_the_default_and_k_penalises_every_kth_step(monkeypatch):
+    from r3gan_core.convergence import toy
+
+    base = toy.ToyConfig(dataset="ring", steps=12, batch=32, samples=100, log_every=4, seed=1)
+    a, b = toy.train_toy(base), toy.train_toy(toy.ToyConfig(**{**base.__dict__, "penalty_interval": 1}))
+    assert a.history == b.history and torch.equal(a.samples, b.samples)
+    seen = []
+    real_objective = toy.discriminator_objective
+
+    def spy(D, real, fake, loss, penalty, gamma):
+        seen.append((penalty, gamma))
+        return real_objective(D, real, fake, loss, penalty, gamma)
+
+    monkeypatch.setattr(toy, "discriminator_objective", spy)
+    toy.train_toy(toy.ToyConfig(**{**base.__dict__, "penalty_interval": 4}))
+    assert seen == [("r1+r2", pytest.approx(0.4)) if s % 4 == 0 else ("none", 0.0) for s in range(12)]
+    with pytest.raises(ValueError, match="penalty_interval"):
+        toy.ToyConfig(penalty_interval=0)

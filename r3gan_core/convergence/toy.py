@@ -192,6 +192,7 @@ class ToyConfig:
     loss: str = "rpgan"            # 'gan' | 'rpgan'
     penalty: str = "r1+r2"         # 'none' | 'r1' | 'r2' | 'r1+r2'
     gamma: float = 0.1             # D adds (gamma / 2) * each switched-on penalty (code convention, losses.py)
+    penalty_interval: int = 1      # lazy regularisation: the penalty on every k-th D step only, weight k * gamma
     steps: int = 2000              # iterations; each is one D step then one G step
     batch: int = 256
     z_dim: int = 2                 # a 2D latent suffices for a 2D target and trained faster than 16 here
@@ -215,7 +216,7 @@ def validate_config(cfg: ToyConfig) -> None:
     require_choice("loss", cfg.loss, LOSSES)
     require_choice("penalty", cfg.penalty, PENALTIES)
     require_positive("gamma", cfg.gamma, allow_zero=True)
-    for what in ("steps", "batch", "z_dim", "width", "depth", "log_every", "samples"):
+    for what in ("steps", "batch", "z_dim", "width", "depth", "log_every", "samples", "penalty_interval"):
         value = getattr(cfg, what)
         if not isinstance(value, int) or isinstance(value, bool):
             raise ValueError(f"{what} must be an int, got {value!r}")
@@ -305,7 +306,7 @@ def train_toy(cfg: ToyConfig, progress: bool = True) -> ToyResult:
         # D step: fakes made without G's graph (the objective detaches them anyway).
         real = sample_mixture(cfg.dataset, cfg.batch, rng)
         fake = generate(G, cfg.batch, rng)
-        d_obj, stats = discriminator_objective(D, real, fake, cfg.loss, cfg.penalty, cfg.gamma)
+        d_obj, stats = discriminator_objective(D, real, fake, cfg.loss, *lazy_penalty(cfg, step))
         opt_d.zero_grad(set_to_none=True)
         d_obj.mean().backward()
         opt_d.step()
@@ -339,6 +340,15 @@ def train_toy(cfg: ToyConfig, progress: bool = True) -> ToyResult:
     return ToyResult(config=cfg, status=status, history=history, samples=samples,
                      metrics=mode_metrics(samples, cfg.dataset), fail_step=fail_step, fail_reason=reason,
                      wall_s=time.perf_counter() - t0)
+
+
+def lazy_penalty(cfg: ToyConfig, step: int) -> tuple[str, float]:
+    """(penalty, gamma) of D step `step` (from 1): cfg's penalty at weight k * gamma on steps 1, k + 1, 2k + 1, ...
+    and none in between (k = cfg.penalty_interval; k = 1 is the penalty on every step, as the paper trains)."""
+    k = cfg.penalty_interval
+    if k == 1:
+        return cfg.penalty, cfg.gamma
+    return (cfg.penalty, k * cfg.gamma) if (step - 1) % k == 0 else ("none", 0.0)
 
 
 def config_from_settings(settings: dict[str, Any]) -> ToyConfig:
