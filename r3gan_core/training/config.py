@@ -161,13 +161,15 @@ def copy_config(cfg: TrainConfig, **changes: Any) -> TrainConfig:
 _ARCHITECTURE_FIELDS = ("config", "preset", "conditional", "network", "dataset", "max_items", "seed")
 
 
-def check_resumable(cfg: TrainConfig, saved: TrainConfig, batch: int) -> None:
-    """A resumed run must train the same networks on the same data; length, intervals and output may change."""
+def check_resumable(cfg: TrainConfig, saved: TrainConfig, batch: int, saved_batch: int | None = None) -> None:
+    """A resumed run must train the same networks on the same data; length, intervals and output may change.
+
+    saved_batch: the global batch the checkpoint trained with (its stored recipe's); None = recipe_for(saved)'s."""
     diffs = [f"--{n.replace('_', '-')}: checkpoint {getattr(saved, n)!r} vs now {getattr(cfg, n)!r}"
              for n in _ARCHITECTURE_FIELDS if getattr(saved, n) != getattr(cfg, n)]
     if diffs:
         raise ValueError("cannot resume a different run (these settings must stay as the checkpoint has them): "
                          + "; ".join(diffs))
-    saved_batch = recipe_for(saved).batch
+    saved_batch = recipe_for(saved).batch if saved_batch is None else saved_batch
     if saved_batch != batch:
         raise ValueError(f"cannot resume with --batch {batch}: the checkpoint trained with {saved_batch}")

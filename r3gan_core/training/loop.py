@@ -323,7 +323,8 @@ def _same_setting(a: Any, b: Any) -> bool:
 
 def resume(cfg: TrainConfig, ctx: StepContext, state: RunState, saved: dict[str, Any], path: Path) -> None:
     """Weights, optimisers, position, the batch stream and every random state from a checkpoint."""
-    check_resumable(cfg, TrainConfig.from_dict(saved["train_config"]), ctx.recipe.batch)
+    check_resumable(cfg, TrainConfig.from_dict(saved["train_config"]), ctx.recipe.batch,
+                    saved_batch=int(saved["recipe"]["batch"]))
     built = f"config {cfg.config} at preset {cfg.preset}"
     state.load_state_dict(saved, load=lambda module, value, name: ckpt_io.load_weights(module, value, name, path,
                                                                                        built))

@@ -26,8 +26,8 @@ def _whole(name: str, value: Any, low: int, meaning: str = "") -> None:
         raise SettingError(name, f"must be a whole number >= {low}{meaning}, got {value!r}")
 
 
-def _scheduled(name: str, value: Any, low: float, high: float, high_open: bool, low_open: bool = False) -> None:
-    """A number or a (base, final) pair, every value finite and within [low, high] (or the open ends)."""
+def _scheduled(name: str, value: Any, low: float, high: float, high_open: bool) -> None:
+    """A number or a (base, final) pair, every value finite and within [low, high] (or [low, high))."""
     if value is None:
         return
     values = list(value) if isinstance(value, (tuple, list)) else [value]
@@ -37,11 +37,11 @@ def _scheduled(name: str, value: Any, low: float, high: float, high_open: bool, 
     if bad:
         why = " (a schedule from or to inf is nan in between)" if len(values) == 2 else ""
         raise SettingError(name, f"must be finite{why}, got {value!r}")
-    lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
+    closing = ")" if high_open else "]"
     for v in values:
-        if v < low or (low_open and v == low) or v > high or (high_open and v == high):
+        if v < low or v > high or (high_open and v == high):
             upper = "inf" if high == math.inf else f"{high:g}"
-            raise SettingError(name, f"must lie in {lo}{low:g}, {upper}{hi}, got {value!r}")
+            raise SettingError(name, f"must lie in [{low:g}, {upper}{closing}, got {value!r}")
 
 
 def _choice(name: str, value: Any, choices) -> None:
@@ -79,7 +79,8 @@ def validate_train_config(cfg: TrainConfig) -> None:
     _scheduled("beta2", cfg.beta2, 0.0, 1.0, high_open=True)
     _scheduled("ema_half_life", cfg.ema_half_life, 0.0, math.inf, high_open=True)
     _scheduled("aug_p", cfg.aug_p, 0.0, 1.0, high_open=False)
-    _scheduled("style_mixing", cfg.style_mixing, 0.0, 1.0, high_open=False)
+    if cfg.style_mixing is not None and not (_is_number(cfg.style_mixing) and 0.0 <= cfg.style_mixing <= 1.0):
+        raise SettingError("style_mixing", f"must be a probability in [0, 1], got {cfg.style_mixing!r}")
     _positive_number("ortho_beta", cfg.ortho_beta, allow_zero=True)
     _positive_number("blowup", cfg.blowup, allow_zero=False)
     if not isinstance(cfg.network, dict):
