@@ -115,22 +115,53 @@ def chapter_limit(name: str, profile: str) -> int:
     return limit if trains_images else min(limit, 900)
 
 
-def execute(src_nb: Path, dst_nb: Path, params: dict[str, str], cell_timeout: int, chapter_timeout: int) -> int | None:
-    """papermill in a child process; its exit code, or None when it outlived chapter_timeout (then killed)."""
+# A kernel that has not finished even the parameters cell after this long has stalled at start-up (seen here with
+# ipykernel 7: the first cell never returns); it is killed and the chapter tried again, instead of waiting for the
+# chapter limit.
+FIRST_CELL_LIMIT = 60
+
+
+def code_cell_finished(notebook: Path) -> bool:
+    """Whether papermill has marked a code cell of `notebook` (the output it saves as it goes) as completed."""
+    import json
+
+    try:
+        cells = json.loads(notebook.read_text())["cells"]
+    except (OSError, ValueError, KeyError):  # not written yet, or caught mid-write
+        return False
+    return any(c.get("cell_type") == "code" and c.get("metadata", {}).get("papermill", {}).get("status") == "completed"
+               for c in cells)
+
+
+def execute(src_nb: Path, dst_nb: Path, params: dict[str, str], cell_timeout: int, chapter_timeout: int,
+            first_cell_limit: float | None = None) -> int | str:
+    """papermill in a child process: its exit code, or why it was killed (it outlived chapter_timeout, or no code
+    cell finished within first_cell_limit seconds: a kernel stalled at start-up)."""
+    import tempfile
+
+    first_cell_limit = FIRST_CELL_LIMIT if first_cell_limit is None else first_cell_limit
     command = [sys.executable, "-m", "papermill", str(src_nb), str(dst_nb), "--kernel", "python3", "--cwd", str(REPO),
                "--execution-timeout", str(cell_timeout), "--no-progress-bar", "--no-log-output"]
     for key, value in params.items():
         command += ["-p", key, value]
-    proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
-    try:
-        _, err = proc.communicate(timeout=chapter_timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # papermill and its group; the kernel exits when its parent dies
-        proc.communicate()
-        return None
-    if proc.returncode != 0:
-        print(err[-3000:], file=sys.stderr)
+    dst_nb.unlink(missing_ok=True)  # an earlier attempt's output would hide a stall
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        start, reason = time.monotonic(), None
+        while proc.poll() is None:
+            time.sleep(0.5)
+            elapsed = time.monotonic() - start
+            if elapsed > chapter_timeout:
+                reason = f"no result after {chapter_timeout}s"
+            elif elapsed > first_cell_limit and not code_cell_finished(dst_nb):
+                reason = f"no code cell finished within {first_cell_limit}s (a kernel stalled at start-up)"
+            if reason:
+                os.killpg(proc.pid, signal.SIGKILL)  # papermill and its group; the kernel exits when its parent dies
+                proc.wait()
+                return reason
+        if proc.returncode != 0:
+            err.seek(0)
+            print(err.read()[-3000:], file=sys.stderr)
     return proc.returncode
 
 
@@ -152,13 +183,13 @@ def run_chapter(name: str, profile: str, out: Path, cell_timeout: int | None, ch
     try:
         for attempt in (1, 2):
             code = execute(src_nb, dst_nb, params, cell_timeout, limit)
-            if code is not None:
+            if isinstance(code, int):
                 break
-            print(f"[run_chapters] {name}: no result after {limit}s (attempt {attempt}); killed", file=sys.stderr,
-                  flush=True)
+            print(f"[run_chapters] {name}: {code} (attempt {attempt}); killed", file=sys.stderr, flush=True)
         if code != 0:
             where = failing_cell(dst_nb) if dst_nb.exists() else "before any cell ran"
-            reason = f"the {limit}s chapter limit, twice" if code is None else f"exit code {code}"
+            reason = f"exit code {code}" if isinstance(code, int) else \
+                (f"the {limit}s chapter limit, twice" if code.startswith("no result") else f"twice: {code}")
             raise RuntimeError(f"chapter {name!r} (profile {profile}) failed at {where}\n  ({reason})")
         tidy_for_book(dst_nb)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -140,6 +141,20 @@ def test_stalled_chapter_is_killed_retried_and_reported(tmp_path, monkeypatch, c
     with pytest.raises(RuntimeError, match="the 8s chapter limit, twice"):
         runner.run_chapter("dirac_gan", "smoke", tmp_path / "out", cell_timeout=300, chapter_timeout=8)
     assert capsys.readouterr().err.count("no result after 8s") == 2
+
+
+def test_a_kernel_that_finishes_no_cell_is_killed_early_and_retried(tmp_path, monkeypatch, capsys):
+    """A kernel stalled at start-up (the first cell never returns) costs FIRST_CELL_LIMIT, not the chapter limit."""
+    runner = _runner()
+    source = tmp_path / "01_dirac_gan.py"
+    source.write_text(BROKEN.replace('profile = "smoke"\n', 'profile = "smoke"\nimport time\ntime.sleep(120)\n', 1))
+    monkeypatch.setattr(runner, "chapter_source", lambda name: source)
+    monkeypatch.setattr(runner, "FIRST_CELL_LIMIT", 3)
+    t0 = time.perf_counter()
+    with pytest.raises(RuntimeError, match=r"twice: no code cell finished within 3s \(a kernel stalled"):
+        runner.run_chapter("dirac_gan", "smoke", tmp_path / "out", cell_timeout=300, chapter_timeout=200)
+    assert time.perf_counter() - t0 < 60  # far below the 200 s chapter limit
+    assert capsys.readouterr().err.count("no code cell finished within 3s") == 2
 
 
 def test_chapter_limits_keep_a_stalled_kernel_cheap():
