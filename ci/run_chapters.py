@@ -108,11 +108,26 @@ CHAPTER_TIMEOUT = {"smoke": 300, "cpu": 5400, "gpu": 3600}  # cpu: a chapter's b
 
 def chapter_limit(name: str, profile: str) -> int:
     """The wall-clock limit of a chapter: CHAPTER_TIMEOUT per profile, except that a chapter that trains no image
-    model (no gpu profile: Dirac-GAN, the 2D toys, the anatomy, the roadmap) gets at most 900 s in any profile, so
-    a stalled kernel costs minutes, not the image chapters' hour and a half."""
+    model (no gpu profile: Dirac-GAN, the 2D toys, the anatomy, the roadmap) gets at most 900 s in any profile and
+    60 s in smoke (they take 8-22 s there), so a stalled kernel costs a minute, not the image chapters' limits."""
     limit = CHAPTER_TIMEOUT.get(profile, 3600)
     trains_images = "gpu" in chapter_profiles(name) and name != "roadmap"
-    return limit if trains_images else min(limit, 900)
+    return limit if trains_images else min(limit, 60 if profile == "smoke" else 900)
+
+
+def running_cell(notebook: Path) -> str:
+    """Which cell papermill marks as running in its saved output (for the message when a chapter is killed)."""
+    import json
+
+    try:
+        cells = json.loads(notebook.read_text())["cells"]
+    except (OSError, ValueError, KeyError):
+        return "no output notebook yet"
+    for i, cell in enumerate(cells):
+        if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
+            first = "".join(cell.get("source", "")).strip().splitlines()[:1]
+            return f"stalled in cell {i} ({first[0][:60] if first else 'empty'})"
+    return "no cell was running"
 
 
 # A kernel that has not finished even the parameters cell after this long has stalled at start-up (seen here with
@@ -156,6 +171,7 @@ def execute(src_nb: Path, dst_nb: Path, params: dict[str, str], cell_timeout: in
             elif elapsed > first_cell_limit and not code_cell_finished(dst_nb):
                 reason = f"no code cell finished within {first_cell_limit}s (a kernel stalled at start-up)"
             if reason:
+                reason += f"; {running_cell(dst_nb)}"
                 os.killpg(proc.pid, signal.SIGKILL)  # papermill and its group; the kernel exits when its parent dies
                 proc.wait()
                 return reason
