@@ -215,7 +215,19 @@ def run_chapter(name: str, profile: str, out: Path, cell_timeout: int | None, ch
     return time.perf_counter() - t0
 
 
-def publish(name: str, out: Path, command: str | None = None) -> Path:
+def chapter_record_is_stored(name: str, out: Path) -> bool:
+    """Whether the chapter executed into `out` rendered stored runs (its provenance is the stored one), i.e. it
+    trained nothing now and --publish-stored may store what it added."""
+    from r3gan_core.book.chapter import published_results
+
+    record = read_json(out / name / "metrics.json")
+    profile = record.get("provenance", {}).get("profile")
+    stored = published_results(name, profile) if profile in PUBLISHED_PROFILES else None
+    return stored is not None and stored["provenance"].get("date") == record["provenance"].get("date") and \
+        stored["provenance"].get("commit") == record["provenance"].get("commit")
+
+
+def publish(name: str, out: Path, command: str | None = None, republished: str | None = None) -> Path:
     """Copy a cpu- or gpu-profile chapter's metrics.json, grids and generators into results/<name>/<profile>/.
 
     `command` (the runner's command line) is stamped into the published provenance. Files are replaced one at a
@@ -224,6 +236,8 @@ def publish(name: str, out: Path, command: str | None = None) -> Path:
     """
     record = read_json(out / name / "metrics.json")
     profile = record.get("provenance", {}).get("profile")
+    previous = RESULTS / name / str(profile) / "metrics.json"
+    previous = read_json(previous).get("provenance", {}) if previous.is_file() else {}
     if profile not in PUBLISHED_PROFILES:
         raise ValueError(f"refusing to publish {name!r} in profile {profile!r}: only {PUBLISHED_PROFILES} results "
                          "are published")
@@ -239,7 +253,21 @@ def publish(name: str, out: Path, command: str | None = None) -> Path:
     if command is not None:
         record["provenance"]["command"] = command
         write_json_atomic(target / "metrics.json", record)
-    keep = {f.name for f in files}
+    if republished is not None:  # the training provenance stays; what re-rendered it is noted beside
+        from r3gan_core.report import git_commit
+
+        record["provenance"] = {**previous, **record["provenance"],
+                                "republished": {"command": republished, "commit": git_commit(),
+                                                "date": time.strftime("%Y-%m-%d")}}
+        write_json_atomic(target / "metrics.json", record)
+    # Generators of the record's finished runs stay: a chapter that rendered its stored runs (adding what they
+    # lacked, e.g. baselines) exports none, and its stored weights are what the record is re-derived from.
+    keep = {f.name for f in files} | {f"{r['run']}.pt" for r in record.get("metrics", {}).get("runs", [])
+                                      if r.get("status") == "ok" and "run" in r}
+    missing = sorted(name for name in keep if name.endswith(".pt") and not (target / "generators" / name).is_file())
+    if missing:
+        raise FileNotFoundError(f"publishing {name!r}: the record's runs {missing} have no generator in "
+                                f"{source / 'generators'} nor in {target / 'generators'}")
     for old in (target / "generators").glob("*.pt"):
         if old.name not in keep:
             old.unlink()
@@ -268,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
                              f"(default per profile: {CHAPTER_TIMEOUT})")
     parser.add_argument("--publish", action="store_true",
                         help="train (cpu/gpu profile) and store the results under results/<chapter>/<profile>/")
+    parser.add_argument("--publish-stored", action="store_true",
+                        help="store again what the chapter adds to its stored cpu/gpu runs (baselines, judgements, "
+                             "readings, studies of the stored generators) without training them again")
     parser.add_argument("--retrain", action="store_true",
                         help="train even where results/ holds stored runs of the profile (implied by --publish)")
     args = parser.parse_args(argv)
@@ -281,8 +312,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile == "paper":
         parser.error("the paper profile is documented as commands in each chapter and is never executed here; "
                      "valid choices: smoke, cpu, gpu, book")
-    if args.publish and args.profile not in PUBLISHED_PROFILES:
-        parser.error(f"--publish stores cpu or gpu results; got --profile {args.profile}")
+    if (args.publish or args.publish_stored) and args.profile not in PUBLISHED_PROFILES:
+        parser.error(f"--publish and --publish-stored store cpu or gpu results; got --profile {args.profile}")
+    if args.publish_stored and (args.publish or args.retrain):
+        parser.error("--publish-stored renders the stored runs without training; it cannot go with --publish or "
+                     "--retrain (which train them again)")
     blocker = file_in_the_way(args.out)
     if blocker is not None:
         parser.error(f"--out {args.out}: {blocker} is a file, not a folder; choose another --out (a folder, or one "
@@ -300,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         profile = book_profile(name) if args.profile == "book" else args.profile
         if profile not in chapter_profiles(name):
-            if args.publish:
+            if args.publish or args.publish_stored:
                 print(f"[run_chapters] {name}: has no {profile} profile; skipped", flush=True)
                 continue
             profile = "smoke"
@@ -317,6 +351,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.publish:
             command = f"python ci/run_chapters.py --profile {profile} --only {name} --out {args.out} --publish"
             print(f"[run_chapters] {name}: published to {publish(name, args.out, command)}", flush=True)
+        elif args.publish_stored:
+            if chapter_record_is_stored(name, args.out):
+                command = f"python ci/run_chapters.py --profile {profile} --only {name} --out {args.out} --publish-stored"
+                print(f"[run_chapters] {name}: published again to {publish(name, args.out, republished=command)}",
+                      flush=True)
+            else:
+                print(f"[run_chapters] {name}: not stored before (it trained now); use --publish", flush=True)
     return 0
 
 

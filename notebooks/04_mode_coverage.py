@@ -49,7 +49,7 @@ mnist_path = None      # a folder with MNIST IDX files: run on real StackedMNIST
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 
-from r3gan_core.book import chapter, comparisons, experiments, paper, plotting, tables
+from r3gan_core.book import baselines as baselines_rules, chapter, comparisons, experiments, paper, plotting, readings, tables
 
 settings, prov, stored = chapter.chapter_start("mode_coverage", profile, retrain=retrain and not mnist_path)
 
@@ -80,16 +80,34 @@ chapter.count_runs(prov, runs)
 print(f"{len(runs)} runs, {images_per_run:,} real images each, seeds {settings['seeds']}")
 
 # %% [markdown]
-# ## The table, ours beside the paper's
+# ## The table, ours beside the paper's, and the two baselines
+#
+# Each loss's runs (mean ± sd over seeds) with their state by the book's rules, then the two baselines by the same
+# protocol and sample count (`r3gan_core.book.baselines`): Config E's *untrained* generator (each seed's
+# initialisation, before its first step) and a fresh draw of *real data* scored as if it were generated.
 
 # %%
-table = experiments.summary_table(runs, ("modes", "reverse_kl", "modes_confident", "fd_digits"))
-table["paper modes"] = [paper.TABLE1_MODE_COVERAGE[label]["modes"] or "fail" for label in table.index]
-table["paper KL"] = [paper.TABLE1_MODE_COVERAGE[label]["reverse_kl"] or "fail" for label in table.index]
+baselines = chapter.run_baselines(None if mnist_path else stored, runs)
+judgement = baselines_rules.judge(runs, baselines)
+table = chapter.results_table(runs, baselines, judgement["states"],
+                              ("modes", "reverse_kl", "modes_confident", "fd_digits", "precision_digits"))
+table["paper modes"] = [paper.TABLE1_MODE_COVERAGE[label]["modes"] or "fail" if label in paper.TABLE1_MODE_COVERAGE
+                        else "" for label in table.index]
+table["paper KL"] = [paper.TABLE1_MODE_COVERAGE[label]["reverse_kl"] or "fail" if label in paper.TABLE1_MODE_COVERAGE
+                     else "" for label in table.index]
 tables.show(table, rename={"label": "loss", "failed": "diverged / seeds"},
-            columns=["label", "failed", "modes", "reverse_kl", "modes_confident", "fd_digits", "paper modes", "paper KL"])
+            columns=["label", "state", "failed", "modes", "reverse_kl", "modes_confident", "fd_digits",
+                     "precision_digits", "paper modes", "paper KL"])
 
 # %% [markdown]
+# ## Which metrics may decide a verdict
+#
+# A metric decides a verdict only if real data and the untrained generator lie far apart on it compared with how
+# much the trained runs scatter over seeds: the gap must be at least ten times their pooled standard deviation.
+
+# %%
+chapter.separation_view(judgement)
+
 # ## D's gradients on reals and on fakes
 #
 # The paper's diagnosis of the R1-only failures: R1 keeps D smooth around the *real* data, but nothing keeps it
@@ -106,8 +124,12 @@ plt.show()
 # %%
 fig = plotting.plot_sample_grids(grids, prov)
 plt.show()
-fig = plotting.plot_metric_curves(runs, ("modes", "reverse_kl", "fd_digits"), prov, log_y=("fd_digits",))
+fig = plotting.plot_metric_curves(runs, ("modes", "reverse_kl", "fd_digits"), prov, log_y=("fd_digits",),
+                                  baselines=baselines)
 plt.show()
+judgement["reading"] = readings.results_reading(runs, baselines, judgement["separation"], judgement["states"],
+                                                trend_metrics=("modes", "reverse_kl"))
+chapter.print_reading(judgement["reading"])
 
 # %% [markdown]
 # ## What reproduces here
@@ -115,17 +137,18 @@ plt.show()
 # The verdicts below are computed from the runs above by the rules they state, not written in advance: a run
 # "fails" by the divergence rule of `r3gan_core.book.profiles.BLOWUP` (non-finite values, or a loss, D's mean
 # input-gradient norm or the logit gap beyond it), and two variants are "separated" only when every seed of one
-# beats every seed of the other or Welch's t-test gives p < 0.05. In the smoke profile they describe a few hundred
-# images of training and are **not findings**.
+# beats every seed of the other or Welch's t-test gives p < 0.05, on *every* metric that separates (above); a
+# variant that did not train or is degrading makes the comparison "not decided". In the smoke profile they
+# describe a few hundred images of training and are **not findings**.
 
 # %%
-verdicts = comparisons.table1_verdicts(runs)
+verdicts = comparisons.table1_verdicts(runs, judgement)
 for line in verdicts:
     print("- (smoke profile, not a finding)" if profile == "smoke" else "-", line)
 
 # %%
 record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, runs_dir=runs_dir, stored=stored,
-                                verdicts=verdicts, settings=settings)
+                                verdicts=verdicts, settings=settings, baselines=baselines, judgement=judgement)
 
 # %% [markdown]
 # ## Exercises

@@ -62,11 +62,12 @@ tables.show(chapter.recipe_table("A", settings["preset"]), transpose=True)
 
 # %%
 runs, grids = chapter.train_or_load(stored, lambda: experiments.roadmap_step("A", settings, runs_dir))
-chapter.show_runs(runs, grids, prov)
+baselines = chapter.run_baselines(stored, runs)
+judgement = chapter.show_runs(runs, grids, prov, baselines)
 
 # %%
 record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, runs_dir=runs_dir, stored=stored,
-                                settings=settings)
+                                settings=settings, baselines=baselines, judgement=judgement)
 
 # %% [markdown]
 # ## Exercises

@@ -58,11 +58,12 @@ chapter.source(ResidualBlock, fixup_gain, UpTransition, DownTransition)
 
 # %%
 runs, grids = chapter.train_or_load(stored, lambda: experiments.roadmap_step("D", settings, runs_dir))
-chapter.show_runs(runs, grids, prov)
+baselines = chapter.run_baselines(stored, runs)
+judgement = chapter.show_runs(runs, grids, prov, baselines)
 
 # %%
 record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, runs_dir=runs_dir, stored=stored,
-                                settings=settings)
+                                settings=settings, baselines=baselines, judgement=judgement)
 
 # %% [markdown]
 # ## Exercises

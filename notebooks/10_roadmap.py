@@ -36,15 +36,19 @@ artifacts_dir = None   # set by ci/run_chapters.py
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
+from IPython.display import display
 
-from r3gan_core.book import chapter, comparisons, plotting, tables
+from r3gan_core.book import baselines as baselines_rules, chapter, comparisons, plotting, readings, tables
 from r3gan_core.networks.anatomy import parameter_table
 
 settings, prov, _ = chapter.chapter_start("roadmap", profile, trains=False)
-runs, sources = comparisons.gather_roadmap(artifacts_dir, profile)
+runs, sources, baselines = comparisons.gather_roadmap(artifacts_dir, profile)
 chapter.count_runs(prov, runs)
 for config, where in sources.items():
     print(f"Config {config}: {where}")
+if runs and baselines is None:  # a config chapter stored its runs without baselines: evaluate them now
+    baselines = chapter.run_baselines(None, runs)
+judgement = baselines_rules.judge(runs, baselines) if runs else None
 
 # %% [markdown]
 # ## Our parameter counts at FFHQ-256 against Table 2
@@ -54,35 +58,60 @@ tables.show(parameter_table(), digits=5)
 
 # %% [markdown]
 # ## Ours beside the paper's
+#
+# Each config's runs (mean ± sd over seeds) with their state by the book's rules, then the two baselines by the same
+# protocol and sample count: every config's untrained generator, and a fresh draw of real data
+# (`r3gan_core.book.baselines`).
 
 # %%
 shown = ["config", "change", "paper FID (FFHQ-256)", "ours fd_digits", "ours modes", "ours failed"]
 tables.show(comparisons.roadmap_table(runs), columns=shown)
+if judgement:
+    display(tables.show(chapter.results_table(runs, baselines, judgement["states"]),
+                        columns=("label", "state", "fd_digits", "modes_confident", "precision_digits",
+                                 "recall_digits", "modes", "reverse_kl")))
+
+# %% [markdown]
+# ## Which metrics may decide
+#
+# A metric decides a verdict only if it separates real data from *every* config's untrained generator by at least
+# ten times the spread of the trained runs over seeds (the smallest gap over the five networks counts).
+
+# %%
+if judgement:
+    display(chapter.separation_view(judgement))
 
 # %% [markdown]
 # ## Each config's metrics against images seen
+#
+# The grey band is the range of the five untrained generators, the dotted line real data.
 
 # %%
 if runs:
-    plotting.plot_metric_curves(runs, ("fd_digits", "modes", "recall_digits"), prov, log_y=("fd_digits",))
+    plotting.plot_metric_curves(runs, ("fd_digits", "modes_confident", "recall_digits"), prov, log_y=("fd_digits",),
+                                baselines=baselines)
     plt.show()
     plotting.plot_gradient_norms(runs, prov)
     plt.show()
+    reading = readings.results_reading(runs, baselines, judgement["separation"], judgement["states"])
+    chapter.print_reading(reading)
 
 # %% [markdown]
 # ## What reproduces here
 #
-# Computed from the runs above by stated rules: means over the seeds that did not diverge, and a step "reproduces"
-# only when every seed of one config beats every seed of the other or Welch's t-test gives p < 0.05. In the smoke
+# Computed from the runs above by stated rules: a step "reproduces" only when, on *every* metric that separates,
+# every seed of one config beats every seed of the other or Welch's t-test gives p < 0.05, and neither config did
+# not train or is degrading (then it is "not decided", whatever the numbers say). In the smoke
 # profile the runs last a few steps and these sentences are **not findings**; they only prove that the comparison
 # runs end to end.
 
 # %%
-verdicts = comparisons.roadmap_verdicts(runs)
+verdicts = comparisons.roadmap_verdicts(runs, judgement) if judgement else ["No config has results."]
 for line in verdicts:
     print("- (smoke profile, not a finding)" if profile == "smoke" else "-", line)
 prov.finish(images_seen=sum(r["images_seen"] for r in runs), steps=sum(r["steps"] for r in runs))
-record = chapter.write_metrics(metrics_path, {"runs": runs, "sources": sources, "verdicts": verdicts}, prov)
+record = chapter.write_metrics(metrics_path, {"runs": runs, "sources": sources, "verdicts": verdicts,
+                                              "baselines": baselines, "judgement": judgement}, prov)
 print(prov)
 
 # %% [markdown]

@@ -47,7 +47,9 @@ import matplotlib.pyplot as plt
 import torch
 
 from r3gan_core import biggan
-from r3gan_core.book import biggan_study, chapter, experiments, plotting, tables
+from IPython.display import display
+
+from r3gan_core.book import baselines as baselines_rules, biggan_study, chapter, experiments, plotting, readings, tables
 
 settings, prov, stored = chapter.chapter_start("biggan", profile, retrain=retrain)
 runs_dir = runs_dir or tempfile.mkdtemp(prefix="r3gan-biggan-")  # the truncation sweeps sample the runs' G_ema
@@ -69,9 +71,22 @@ runs, grids = chapter.train_or_load(stored, lambda: experiments.run_variants(
     eval_options=experiments.evaluation_options(settings), runs_dir=runs_dir, workers=settings.get("workers", 1)))
 chapter.count_runs(prov, runs)
 print(f"{len(runs)} runs, {settings['total_images']:,} real images each, seeds {settings['seeds']}")
-tables.show(experiments.summary_table(runs, ("fd_digits", "precision_digits", "recall_digits", "modes")),
+baselines = chapter.run_baselines(stored, runs)
+judgement = baselines_rules.judge(runs, baselines)
+tables.show(chapter.results_table(runs, baselines, judgement["states"]),
             rename={"label": "run", "failed": "diverged / seeds"},
-            columns=["label", "failed", "fd_digits", "precision_digits", "recall_digits", "modes"])
+            columns=["label", "state", "failed", "fd_digits", "modes_confident", "precision_digits", "recall_digits",
+                     "modes"])
+
+# %% [markdown]
+# Below the runs, the two baselines by the same protocol and sample count (`r3gan_core.book.baselines`): Config E's
+# untrained generator (each seed's initialisation) and a fresh draw of real data. A metric decides this chapter's
+# verdicts only if it separates those two by at least ten times the runs' spread over seeds:
+
+# %%
+display(chapter.separation_view(judgement))
+judgement["reading"] = readings.results_reading(runs, baselines, judgement["separation"], judgement["states"])
+chapter.print_reading(judgement["reading"])
 
 # %% [markdown]
 # ## 1. The truncation trick
@@ -94,7 +109,7 @@ generators = biggan_study.run_generators(runs, (biggan_study.STABLE, ortho_label
 sweeps = stored["metrics"]["truncation"] if stored else biggan_study.truncation_sweeps(generators, base, settings)
 sweep_grids = biggan_study.truncation_grids(generators, settings, seed=settings["seeds"][0])
 G_stable, G_ortho = (generators.get((label, settings["seeds"][0])) for label in (biggan_study.STABLE, ortho_label))
-tables.show(biggan_study.truncation_table(sweeps), columns=["model", "threshold", *biggan_study.TRUNCATION_PLOTTED])
+tables.show(biggan_study.truncation_table(sweeps, baselines), columns=["model", "threshold", *biggan_study.TRUNCATION_PLOTTED])
 
 # %% [markdown]
 # The trade-off as curves (precision = fidelity, recall and modes = diversity, FD-digits = both; "none" = no
@@ -102,11 +117,35 @@ tables.show(biggan_study.truncation_table(sweeps), columns=["model", "threshold"
 
 # %%
 stable_only = {biggan_study.STABLE: sweeps[biggan_study.STABLE]}
-fig = biggan_study.plot_truncation_curves(stable_only, prov)
+fig = biggan_study.plot_truncation_curves(stable_only, prov, baselines)
 biggan_study.keep_figure(fig, artifacts_dir, "truncation_curves")
 plt.show()
 fig = biggan_study.plot_truncation_grids({biggan_study.STABLE: sweep_grids[biggan_study.STABLE]}, prov)
 plt.show()
+if profile == "smoke":
+    print(smoke_note)
+
+# %% [markdown]
+# ### Why truncation greys these samples
+#
+# BigGAN found that truncation trades diversity for fidelity. Here the grids go grey as the threshold shrinks. A
+# hypothesis: Config E's generator starts from a learned 4x4 basis *scaled by a linear map of z*
+# (`GenerativeBasis`), and what follows is convolutions and leaky ReLUs with small biases, so G(s·z) ≈ s·G(z). If
+# so, shrinking |z| shrinks the output towards 0, mid-grey, whatever the latent's direction. Three measurements
+# test it: how far G is from that homogeneity, the contrast of its samples against the latent scale, and a
+# truncation that keeps each latent's *norm* (its entries truncated, then the latent rescaled to the length it had).
+
+# %%
+chapter.source(biggan_study.norm_kept_latents)
+
+# %%
+study = (stored["metrics"].get("truncation_study") if stored else None) or biggan_study.truncation_study(
+    generators, biggan_study.STABLE, base, settings)
+fig = biggan_study.plot_truncation_study(study, sweeps, prov)
+biggan_study.keep_figure(fig, artifacts_dir, "truncation_study")
+plt.show()
+study_reading = biggan_study.truncation_study_reading(study, sweeps)
+chapter.print_reading(study_reading)
 if profile == "smoke":
     print(smoke_note)
 
@@ -162,7 +201,7 @@ chapter.source(biggan.orthogonal_penalty)
 # curves bend less as the threshold shrinks.
 
 # %%
-fig = biggan_study.plot_truncation_curves(sweeps, prov)
+fig = biggan_study.plot_truncation_curves(sweeps, prov, baselines)
 biggan_study.keep_figure(fig, artifacts_dir, "truncation_ortho")
 plt.show()
 fig = biggan_study.plot_truncation_grids(sweep_grids, prov)
@@ -223,6 +262,7 @@ spectral = {r["run"]: biggan_study.spectral_summary(r) for r in runs
             if r["label"] in (biggan_study.STABLE, biggan_study.R1_ONLY)}
 record = chapter.finish_chapter(
     prov, metrics_path, artifacts_dir, runs, grids, runs_dir=runs_dir, stored=stored, settings=settings,
+    baselines=baselines, judgement=judgement, truncation_study=study, truncation_study_reading=study_reading,
     truncation=sweeps, truncation_verdicts=truncation_verdicts, spectral=spectral,
     spectral_verdicts=spectral_verdicts, gamma_sweep=gamma_rows, gamma_verdicts=gamma_verdicts)
 

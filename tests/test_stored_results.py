@@ -239,3 +239,131 @@ def test_stored_truncation_sweeps_rederive_from_stored_generators(name, profile,
     G = chapter.stored_generator(name, profile, run)
     fake = biggan_study.truncation_samples(G, row["threshold"], run["settings"]["num_samples"], row["seed"])
     _assert_rederived(row, _scores(run, fake), columns, _has_noise_inputs(G))
+
+
+# The baselines every image chapter stores (r3gan_core.book.baselines): each untrained entry re-derived from the
+# trainer's initialisation for its config and seed, each real-data entry from its fresh draw. The chapters share
+# their protocol, so one computation serves every chapter that stores the same entry.
+BASELINE_ENTRIES = [(name, profile, kind, entry) for name, profile, record in STORED
+                    for kind in ("untrained", "real") for entry in record["metrics"].get("baselines", {}).get(kind, [])]
+BASELINE_PARAMS = _fast_first([((n, p) if e["seed"] == 0 else (n, p, k, e["seed"]), (n, p, k, e),
+                                f"{n}-{p}-{e['label'].replace(' ', '_')}-s{e['seed']}")
+                               for n, p, k, e in BASELINE_ENTRIES])
+
+
+def test_every_image_chapter_stores_both_baselines():
+    """Every stored image chapter holds the untrained and real-data baselines of every seed it trained."""
+    for name, profile, record in STORED:
+        baselines = record["metrics"].get("baselines")
+        assert baselines is not None, f"{name}/{profile} stores no baselines"
+        seeds = sorted({r["seed"] for r in record["metrics"]["runs"]})
+        assert sorted(b["seed"] for b in baselines["real"]) == seeds
+        configs = {r["settings"]["config"] for r in record["metrics"]["runs"]}
+        assert {(u["config"], u["seed"]) for u in baselines["untrained"]} == {(c, s) for c in configs for s in seeds}
+
+
+@functools.lru_cache(maxsize=None)
+def _baseline_scores(kind: str, settings_json: str, seed: int) -> dict:
+    import json
+
+    from r3gan_core.book import baselines
+
+    settings = json.loads(settings_json)
+    entries = baselines.evaluate_baselines([{"settings": settings, "seed": seed, "label": "x", "status": "ok"}])
+    return entries[kind][0]
+
+
+@pytest.mark.parametrize("name, profile, kind, entry", BASELINE_PARAMS)
+def test_stored_baselines_rederive(name, profile, kind, entry):
+    import json
+
+    record = chapter.published_results(name, profile)
+    run = next(r for r in record["metrics"]["runs"] if r["seed"] == entry["seed"]
+               and (kind == "real" or r["settings"]["config"] == entry["config"]))
+    scores = _baseline_scores(kind, json.dumps(run["settings"], sort_keys=True), entry["seed"])
+    assert scores["label"] == entry["label"]
+    keys = [k for k in HEADLINE if entry[k] == entry[k]]  # NaN (no confident sample) compares by the next line
+    _assert_rederived(entry, scores, keys, stochastic=False)
+    for k in HEADLINE:
+        assert (entry[k] == entry[k]) == (scores[k] == scores[k]), k
+
+
+@pytest.mark.parametrize("name, profile, record", [pytest.param(*s, id=f"{s[0]}-{s[1]}") for s in STORED])
+def test_stored_judgements_and_readings_follow_from_the_stored_numbers(name, profile, record):
+    """The separation table, the states and every sentence of the reading are what the rules give on the stored runs
+    and baselines: a re-run that changes the data cannot leave a stale sentence or verdict stored."""
+    import json
+
+    from r3gan_core.book import baselines, readings
+
+    metrics = record["metrics"]
+    runs, stored_judgement = metrics["runs"], metrics["judgement"]
+    judgement = json.loads(json.dumps(baselines.judge(runs, metrics["baselines"])))  # as stored: JSON
+    for key in ("separation", "separating", "states", "label_states", "rules"):
+        assert judgement[key] == stored_judgement[key], key
+    trend = ("modes", "reverse_kl") if name == "mode_coverage" else ("fd_digits", "modes_confident")
+    assert stored_judgement["reading"] == readings.results_reading(runs, metrics["baselines"], judgement["separation"],
+                                                                   judgement["states"], trend)
+
+
+def test_stored_verdicts_follow_from_the_stored_numbers():
+    """Table 1's verdicts and the roadmap's, recomputed from the stored runs and judgements, equal what the pages show."""
+    from r3gan_core.book import baselines, comparisons
+
+    found = {name: record for name, profile, record in STORED if profile == "cpu"}
+    mc = found["mode_coverage"]["metrics"]
+    assert mc["verdicts"] == comparisons.table1_verdicts(mc["runs"], mc["judgement"])
+    runs, merged = [], {"untrained": [], "real": []}
+    for config in "abcde":
+        m = found[f"config_{config}"]["metrics"]
+        runs += m["runs"]
+        merged["untrained"] += m["baselines"]["untrained"]
+        merged["real"] = m["baselines"]["real"]
+    lines = comparisons.roadmap_verdicts(runs, baselines.judge(runs, merged))
+    assert any(line.startswith("NOT DECIDED: Config E beats Config A") for line in lines) == \
+        any(s == "degrading" for s in baselines.judge(runs, merged)["states"].values() if s)
+
+
+# Why truncation greys the samples (the BigGAN chapter's truncation study): re-derived from the stored generators.
+STUDIES = [(name, profile, record) for name, profile, record in STORED if "truncation_study" in record["metrics"]]
+
+
+STUDY_SEEDS = _fast_first([((n, p), (n, p, r, seed), f"{n}-{p}-s{seed}") for n, p, r in STUDIES
+                           for seed in sorted({row["seed"] for row in r["metrics"]["truncation_study"]["contrast"]})])
+
+
+@pytest.mark.parametrize("name, profile, record", [pytest.param(*s, id=f"{s[0]}-{s[1]}") for s in STUDIES])
+def test_stored_truncation_study_reading_follows_from_its_numbers(name, profile, record):
+    from r3gan_core.book import biggan_study
+
+    metrics = record["metrics"]
+    assert metrics["truncation_study_reading"] == biggan_study.truncation_study_reading(
+        metrics["truncation_study"], metrics["truncation"])
+
+
+@pytest.mark.parametrize("name, profile, record, seed", STUDY_SEEDS)
+def test_stored_truncation_study_rederives(name, profile, record, seed):
+    """One seed's homogeneity errors, contrast rows and first norm-kept sweep row from its stored generator (the
+    quick suite: the first seed; the full suite: every seed)."""
+    from r3gan_core.book import biggan_study
+
+    study = record["metrics"]["truncation_study"]
+    settings = chapter_settings(name, profile)
+    if True:
+        run = _sweep_run(record, study["label"], seed)
+        G = chapter.stored_generator(name, profile, run)
+        n = min(settings["num_samples"], 2_000)
+        errors = biggan_study.homogeneity_errors(G, (0.5, 2.0), n, seed)
+        stored_h = next(h for h in study["homogeneity"] if h["seed"] == seed)
+        assert all(math.isclose(errors[s], stored_h[str(s)], rel_tol=1e-3) for s in (0.5, 2.0))
+        rows = biggan_study.truncation_contrast(G, settings["thresholds"], n, seed)
+        stored_rows = [r for r in study["contrast"] if r["seed"] == seed]
+        assert [(r["threshold"], r["kind"]) for r in rows] == [(r["threshold"], r["kind"]) for r in stored_rows]
+        for a, b in zip(rows, stored_rows):
+            assert math.isclose(a["contrast"], b["contrast"], rel_tol=1e-3)
+            assert math.isclose(a["latent_norm"], b["latent_norm"], rel_tol=1e-6)
+        kept = biggan_study.norm_kept_sweep(G, biggan_study.study_config(settings), settings["thresholds"][:1],
+                                            settings["num_samples"], seed=seed, eval_options=settings["eval"])
+        stored_kept = next(r for r in study["norm_kept"] if r["seed"] == seed
+                           and r["threshold"] == settings["thresholds"][0])
+        _assert_rederived(stored_kept, kept[0], biggan_study.TRUNCATION_COLUMNS, stochastic=False)

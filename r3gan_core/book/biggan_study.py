@@ -218,9 +218,10 @@ def rows_thresholds(rows: list[dict[str, Any]]) -> list[float | None]:
     return sorted(t for t in found if t is not None) + ([None] if None in found else [])
 
 
-def plot_truncation_curves(sweeps: dict[str, list[dict[str, Any]]], provenance) -> Any:
+def plot_truncation_curves(sweeps: dict[str, list[dict[str, Any]]], provenance,
+                           baselines: dict[str, Any] | None = None) -> Any:
     """precision, recall, modes and FD-digits against the truncation threshold, one line per model: the mean over
-    seeds, with error bars of one sd where there are several."""
+    seeds, with error bars of one sd where there are several; the untrained and real-data baselines when given."""
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -235,7 +236,12 @@ def plot_truncation_curves(sweeps: dict[str, list[dict[str, Any]]], provenance) 
             mean = [float(np.mean(values[t])) for t in order]
             sd = [float(np.std(values[t], ddof=1)) if len(values[t]) > 1 else 0.0 for t in order]
             ax.errorbar(names, mean, yerr=sd, marker="o", capsize=3, label=label)
+    from .plotting import draw_baselines
+
     for ax, metric in zip(axes, TRUNCATION_PLOTTED):
+        draw_baselines(ax, baselines, metric)
+        if metric == "fd_digits":
+            ax.set_yscale("log")
         ax.set_title(metric + (" (lower = better)" if metric == "fd_digits" else ""), fontsize=10)
         ax.set_xlabel("truncation threshold")
     axes[0].legend(fontsize=8)
@@ -243,8 +249,9 @@ def plot_truncation_curves(sweeps: dict[str, list[dict[str, Any]]], provenance) 
     return add_footer(fig, provenance)
 
 
-def truncation_table(sweeps: dict[str, list[dict[str, Any]]]):
-    """The sweeps as one DataFrame indexed by (model, threshold name): mean ± sd over seeds of each metric."""
+def truncation_table(sweeps: dict[str, list[dict[str, Any]]], baselines: dict[str, Any] | None = None):
+    """The sweeps as one DataFrame indexed by (model, threshold name): mean ± sd over seeds of each metric, then
+    the untrained and real-data baselines (threshold "–") when given."""
     import pandas as pd
 
     from .comparisons import mean_sd
@@ -255,6 +262,12 @@ def truncation_table(sweeps: dict[str, list[dict[str, Any]]]):
             at = [r for r in sweep if r["threshold"] == t]
             rows.append({"model": label, "threshold": threshold_name(t), "seeds": len(at),
                          **{k: mean_sd([float(r[k]) for r in at]) for k in TRUNCATION_COLUMNS if k in at[0]}})
+    for kind in ("untrained", "real"):
+        entries = (baselines or {}).get(kind, [])
+        for label in dict.fromkeys(b["label"] for b in entries):
+            at = [b for b in entries if b["label"] == label]
+            rows.append({"model": label, "threshold": "–", "seeds": len(at),
+                         **{k: mean_sd([float(r[k]) for r in at if r[k] == r[k]]) for k in TRUNCATION_COLUMNS}})
     return pd.DataFrame(rows).set_index(["model", "threshold"])
 
 
@@ -545,3 +558,209 @@ def keep_figure(fig: Any, artifacts_dir: str | Path | None, name: str) -> Any:
         fig.savefig(Path(artifacts_dir) / f"{name}.png", bbox_inches="tight")
     return fig
 
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Why truncation greys Config E's samples (issue: the anomaly measured). Config E's G starts from a learned 4x4
+# basis scaled by a linear map of z (networks.resnet.GenerativeBasis) and its layers are convolutions and leaky
+# ReLUs with small biases, so G(s z) is close to s G(z): shrinking |z|, as truncation does, shrinks the output's
+# contrast towards 0, mid-grey. Measured here: how far G is from that homogeneity, the contrast against the latent
+# scale, and a truncation that keeps each latent's norm (its direction truncated, its length kept).
+# ---------------------------------------------------------------------------------------------------------
+HOMOGENEOUS_TOLERANCE = 0.2  # "nearly homogeneous": ||G(s z) - s G(z)|| / ||s G(z)|| below this at every scale
+
+
+def contrast(images: Tensor) -> float:
+    """Mean over images of the standard deviation of each image's pixel values (all channels, [-1, 1] scale)."""
+    return float(images.flatten(1).std(dim=1).mean())
+
+
+@torch.no_grad()
+def homogeneity_errors(G: torch.nn.Module, scales: list[float] | tuple[float, ...], num_samples: int, seed: int
+                       ) -> dict[float, float]:
+    """{s: ||G(s z) - s G(z)|| / ||s G(z)||} over num_samples latents of seed `seed` (0 = exactly homogeneous)."""
+    from ..sampling import sample_images, sample_latents
+
+    z = sample_latents(G.z_dim, num_samples, seed)
+    base = sample_images(G, z, None, "cpu")
+    return {float(s): float((sample_images(G, s * z, None, "cpu") - s * base).norm() / (s * base).norm())
+            for s in scales}
+
+
+@torch.no_grad()
+def contrast_by_scale(G: torch.nn.Module, scales: list[float] | tuple[float, ...], num_samples: int, seed: int
+                      ) -> list[dict[str, float]]:
+    """Rows {scale, latent_norm, contrast}: G's samples from latents s * z (z of seed `seed`), for each s."""
+    from ..sampling import sample_images, sample_latents
+
+    z = sample_latents(G.z_dim, num_samples, seed)
+    return [{"scale": float(s), "latent_norm": float((s * z).norm(dim=1).mean()),
+             "contrast": contrast(sample_images(G, s * z, None, "cpu"))} for s in scales]
+
+
+def norm_kept_latents(z_dim: int, num_samples: int, seed: int, threshold: float | None) -> Tensor:
+    """BigGAN's truncated latents rescaled to the norm each latent had before truncation (same seed): the
+    direction is truncated, the length kept."""
+    from ..sampling import sample_latents
+
+    z = sample_latents(z_dim, num_samples, seed)
+    if threshold is None:
+        return z
+    zt = sample_latents(z_dim, num_samples, seed, threshold)
+    return zt * (z.norm(dim=1, keepdim=True) / zt.norm(dim=1, keepdim=True).clamp_min(1e-12))
+
+
+@torch.no_grad()
+def truncation_contrast(G: torch.nn.Module, thresholds: list[float] | tuple[float, ...], num_samples: int,
+                        seed: int) -> list[dict[str, Any]]:
+    """Rows {seed, threshold, kind, latent_norm, contrast} for plain and norm-kept truncation at each threshold
+    (None = untruncated), the same latent seed throughout."""
+    from ..sampling import sample_images, sample_latents
+
+    rows = []
+    for t in (None, *sorted(thresholds)):
+        for kind in ("plain", "norm kept"):
+            z = sample_latents(G.z_dim, num_samples, seed, t) if kind == "plain" else \
+                norm_kept_latents(G.z_dim, num_samples, seed, t)
+            rows.append({"seed": seed, "threshold": t, "kind": kind, "latent_norm": float(z.norm(dim=1).mean()),
+                         "contrast": contrast(sample_images(G, z, None, "cpu"))})
+    return rows
+
+
+def norm_kept_sweep(G: torch.nn.Module, cfg: TrainConfig, thresholds: list[float] | tuple[float, ...],
+                    num_samples: int, seed: int = 0, eval_options: dict[str, Any] | None = None,
+                    threads: int | None = None) -> list[dict[str, Any]]:
+    """truncation_sweep's rows for norm-kept truncation (the untruncated row is truncation_sweep's own)."""
+    from ..sampling import sample_images
+
+    real = load_dataset(dataset_spec(cfg), max_items=cfg.max_items, seed=seed).images  # as train_and_evaluate
+    rows: list[dict[str, Any]] = []
+    with torch_threads(threads), torch.random.fork_rng():
+        for t in sorted(thresholds):
+            torch.manual_seed(seed)
+            fake = sample_images(G, norm_kept_latents(G.z_dim, num_samples, seed, t), None, "cpu")
+            scores = evaluate_images(real, fake, stacked=real.shape[1] == 3, num_samples=num_samples, seed=seed,
+                                     **(eval_options or {}))
+            rows.append({"seed": seed, "threshold": t, **{k: scores[k] for k in TRUNCATION_COLUMNS}})
+    return rows
+
+
+def truncation_study(generators: dict[tuple[str, int], torch.nn.Module], label: str, cfg: TrainConfig,
+                     settings: dict[str, Any]) -> dict[str, Any]:
+    """The measurements behind the reading of why truncation greys `label`'s samples, over every seed: G's
+    homogeneity error, contrast against the latent scale, plain and norm-kept truncation's latent norm and contrast,
+    the norm-kept truncation sweep, and real data's contrast."""
+    scales = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
+    chosen = {s: G for (l, s), G in generators.items() if l == label}
+    out: dict[str, Any] = {"label": label, "scales": list(scales), "real_contrast": [],
+                           "homogeneity": [], "by_scale": [], "contrast": [], "norm_kept": []}
+    for seed, G in chosen.items():
+        n = min(settings["num_samples"], 2_000)  # contrast and homogeneity: a mean over 2,000 samples is plenty
+        real = load_dataset(dataset_spec(cfg), max_items=cfg.max_items, seed=seed).images
+        out["real_contrast"].append({"seed": seed, "contrast": contrast(real[:n])})
+        out["homogeneity"].append({"seed": seed, **{str(k): v for k, v in homogeneity_errors(G, (0.5, 2.0), n, seed).items()}})
+        out["by_scale"] += [{"seed": seed, **row} for row in contrast_by_scale(G, scales, n, seed)]
+        out["contrast"] += truncation_contrast(G, settings["thresholds"], n, seed)
+        out["norm_kept"] += norm_kept_sweep(G, cfg, settings["thresholds"], settings["num_samples"], seed=seed,
+                                            eval_options=settings["eval"], threads=settings["threads"])
+    return out
+
+
+def _sd(values: list[float]) -> float:
+    import statistics
+
+    return statistics.stdev(values) if len(values) >= 2 else 0.0
+
+
+def truncation_study_reading(study: dict[str, Any], sweeps: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Sentences from truncation_study's numbers by stated rules: homogeneity (HOMOGENEOUS_TOLERANCE), contrast
+    against scale (monotone in every seed or not), what truncation does to norm and contrast, and which truncation
+    keeps fidelity (mean FD-digits no worse than untruncated + one sd over seeds, mean precision no lower than
+    untruncated - one sd)."""
+    from .comparisons import mean_sd
+
+    out = []
+    h = study["homogeneity"]
+    worst = {k: max(row[k] for row in h) for k in ("0.5", "2.0")}
+    near = all(v < HOMOGENEOUS_TOLERANCE for v in worst.values())
+    out.append(f"G(s·z) differs from s·G(z) by at most {worst['0.5']:.0%} at s = 0.5 and {worst['2.0']:.0%} at s = 2 "
+               f"over {len(h)} seeds: {'nearly' if near else 'not'} positively homogeneous by the rule (below "
+               f"{HOMOGENEOUS_TOLERANCE:.0%}), so {'output contrast scales with |z|' if near else 'the scaling argument does not hold'}.")
+    by_seed: dict[int, list[dict[str, float]]] = {}
+    for row in study["by_scale"]:
+        by_seed.setdefault(row["seed"], []).append(row)
+    monotone = all(all(a["contrast"] < b["contrast"] for a, b in zip(rows, rows[1:])) for rows in by_seed.values())
+    lo, hi = study["scales"][0], study["scales"][-1]
+    at = {sc: [r["contrast"] for r in study["by_scale"] if r["scale"] == sc] for sc in (lo, 1.0, hi)}
+    real = [r["contrast"] for r in study["real_contrast"]]
+    out.append(f"Contrast (per-image pixel sd) {'rises with the latent scale in every seed' if monotone else 'is not monotone in the latent scale in every seed'}: "
+               f"{mean_sd(at[lo])} at s = {lo:g}, {mean_sd(at[1.0])} at s = 1, {mean_sd(at[hi])} at s = {hi:g}; "
+               f"real data {mean_sd(real)}.")
+    rows = study["contrast"]
+    t = min(r["threshold"] for r in rows if r["threshold"] is not None)
+
+    def pick(kind: str, thr, key: str) -> list[float]:
+        return [r[key] for r in rows if r["kind"] == kind and r["threshold"] == thr]
+
+    out.append(f"Truncating at {t:g} shrinks the mean latent norm from {mean_sd(pick('plain', None, 'latent_norm'))} "
+               f"to {mean_sd(pick('plain', t, 'latent_norm'))} and contrast from "
+               f"{mean_sd(pick('plain', None, 'contrast'))} to {mean_sd(pick('plain', t, 'contrast'))}; keeping each "
+               f"latent's norm keeps contrast at {mean_sd(pick('norm kept', t, 'contrast'))}.")
+    plain_rows = sweeps[study["label"]]
+    base_fd = [r["fd_digits"] for r in plain_rows if r["threshold"] is None]
+    base_p = [r["precision_digits"] for r in plain_rows if r["threshold"] is None]
+    kept = []
+    for kind, source in (("plain", plain_rows), ("norm kept", study["norm_kept"])):
+        for thr in sorted({r["threshold"] for r in source if r["threshold"] is not None}):
+            fd = [r["fd_digits"] for r in source if r["threshold"] == thr]
+            p = [r["precision_digits"] for r in source if r["threshold"] == thr]
+            if (sum(fd) / len(fd) <= sum(base_fd) / len(base_fd) + _sd(base_fd)
+                    and sum(p) / len(p) >= sum(base_p) / len(base_p) - _sd(base_p)):
+                kept.append(f"{kind} at {thr:g} (FD-digits {mean_sd(fd)}, precision {mean_sd(p)})")
+    nk = {thr: [r for r in study["norm_kept"] if r["threshold"] == thr] for thr in (t,)}
+    out.append(f"Untruncated: FD-digits {mean_sd(base_fd)}, precision {mean_sd(base_p)}; norm-kept truncation at {t:g}: "
+               f"FD-digits {mean_sd([r['fd_digits'] for r in nk[t]])}, precision "
+               f"{mean_sd([r['precision_digits'] for r in nk[t]])}. Fidelity is kept (rule: mean FD-digits within one sd "
+               f"of untruncated or better, mean precision at least untruncated minus one sd) by "
+               + ("; ".join(kept) if kept else "no truncation tried") + ".")
+    return out
+
+
+def plot_truncation_study(study: dict[str, Any], sweeps: dict[str, list[dict[str, Any]]], provenance) -> Any:
+    """Left: contrast against the mean latent norm, for scaled latents (line per seed) and for plain and norm-kept
+    truncation (markers), with real data's contrast. Right: FD-digits against the threshold, plain and norm kept."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .plotting import add_footer
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    by_seed: dict[int, list[dict[str, float]]] = {}
+    for row in study["by_scale"]:
+        by_seed.setdefault(row["seed"], []).append(row)
+    for i, (seed, rows) in enumerate(sorted(by_seed.items())):
+        left.plot([r["latent_norm"] for r in rows], [r["contrast"] for r in rows], color="0.5", lw=1,
+                  label="latents scaled by s (one line per seed)" if i == 0 else None)
+    for kind, marker in (("plain", "o"), ("norm kept", "s")):
+        rows = [r for r in study["contrast"] if r["kind"] == kind and r["threshold"] is not None]
+        left.scatter([r["latent_norm"] for r in rows], [r["contrast"] for r in rows], marker=marker, zorder=3,
+                     label=f"{kind} truncation")
+    left.axhline(float(np.mean([r["contrast"] for r in study["real_contrast"]])), color="black", ls=":",
+                 label="real data")
+    left.set_xlabel("mean latent norm |z|")
+    left.set_ylabel("contrast (per-image pixel sd)")
+    left.legend(fontsize=8)
+    plain = sweeps[study["label"]]
+    base = float(np.mean([r["fd_digits"] for r in plain if r["threshold"] is None]))
+    for kind, rows, marker in (("plain", [r for r in plain if r["threshold"] is not None], "o"),
+                               ("norm kept", study["norm_kept"], "s")):
+        ts = sorted({r["threshold"] for r in rows})
+        mean = [float(np.mean([r["fd_digits"] for r in rows if r["threshold"] == t])) for t in ts]
+        right.plot(ts, mean, marker=marker, label=f"{kind} truncation")
+    right.axhline(base, color="0.3", ls="--", label="untruncated")
+    right.set_yscale("log")
+    right.set_xlabel("truncation threshold")
+    right.set_title("FD-digits (lower = better)", fontsize=10)
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    return add_footer(fig, provenance)

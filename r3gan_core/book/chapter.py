@@ -17,7 +17,8 @@ from .experiments import save_grids, summary_table
 from ..report import jsonable, read_json, write_metrics
 
 __all__ = ["ROADMAP_COLUMNS", "chapter_start", "count_runs", "describe_published", "export_generators",
-           "finish_chapter", "published_results", "recipe_table", "results_dir", "show_runs", "sibling_results",
+           "finish_chapter", "print_reading", "published_results", "recipe_table", "results_table", "run_baselines",
+           "separation_view", "results_dir", "show_runs", "sibling_results",
            "source", "stale_settings", "stored_generator", "train_or_load", "write_metrics"]
 
 ROADMAP_COLUMNS = ("fd_digits", "modes", "reverse_kl", "modes_confident", "precision_digits", "recall_digits",
@@ -172,23 +173,81 @@ def count_runs(provenance, *record_lists: list[dict[str, Any]]) -> None:
             provenance.extra["seeds"] = sorted({r["seed"] for r in records if "seed" in r})
 
 
-def show_runs(records: list[dict[str, Any]], grids: dict[str, Tensor | None], provenance) -> None:
-    """The standard report of a chapter's runs: table, sample grids, metric curves, D's gradient norms."""
+def run_baselines(stored: dict[str, Any] | None, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The untrained and real-data baselines of a chapter's runs: stored with its results when they are, else
+    evaluated now by the runs' protocol (r3gan_core.book.baselines.baselines_for)."""
+    from .baselines import baselines_for
+
+    return baselines_for(stored, records)
+
+
+def results_table(records: list[dict[str, Any]], baselines: dict[str, Any] | None, states: dict[str, str] | None,
+                  columns: tuple[str, ...] = ROADMAP_COLUMNS):
+    """experiments.summary_table of the runs with a `state` column (baselines.run_states), then the untrained and
+    real-data baselines as rows of their own, by the same protocol."""
+    import pandas as pd
+
+    from . import baselines as bl
+
+    table = summary_table(records, columns)
+    if states is not None:
+        table.insert(0, "state", [bl.state_column(records, states).get(label, "") for label in table.index])
+    if baselines:
+        extra = summary_table(bl.baseline_records(baselines), tuple(c for c in columns if c != "images_per_second"))
+        extra.insert(0, "state", "baseline")
+        extra["failed"] = "–"
+        table = pd.concat([table, extra])
+    return table
+
+
+def separation_view(judgement: dict[str, Any]):
+    """The separation table (baselines rule 1) as the book shows it."""
+    from . import tables
+
+    rows = [{"metric": r["metric"], "real data": r["real data"], "untrained": r["untrained"], "gap": r["gap"],
+             "trained sd": r["trained sd"], "gap / sd": r["gap / sd"], "decides verdicts": r["separates"]}
+            for r in judgement["separation"]]
+    return tables.show(rows, digits=3, caption=judgement["rules"][0])
+
+
+def show_runs(records: list[dict[str, Any]], grids: dict[str, Tensor | None], provenance,
+              baselines: dict[str, Any] | None = None, trend_metrics: tuple[str, ...] = ("fd_digits", "modes_confident"),
+              ) -> dict[str, Any]:
+    """The standard report of a chapter's runs: table with both baselines, the separation table, sample grids,
+    metric curves with the baselines, D's gradient norms, and the reading (printed). Returns the judgement
+    (baselines.judge) with the reading under "reading", for finish_chapter to store."""
     import matplotlib.pyplot as plt
     from IPython.display import display
 
-    from . import plotting, tables
+    from . import baselines as bl, plotting, readings, tables
 
     count_runs(provenance, records)
-    shown = ("label", "failed", "mean over", "fd_digits", "modes", "reverse_kl", "recall_digits")
-    display(tables.show(summary_table(records, ROADMAP_COLUMNS), columns=shown))
+    judgement = bl.judge(records, baselines) if baselines else None
+    shown = ("label", "state", "failed", "mean over", "fd_digits", "modes_confident", "precision_digits",
+             "recall_digits", "modes", "reverse_kl")
+    display(tables.show(results_table(records, baselines, judgement and judgement["states"]), columns=shown))
+    if judgement:
+        display(separation_view(judgement))
     if grids:
         plotting.plot_sample_grids(grids, provenance)
         plt.show()
-    plotting.plot_metric_curves(records, ("fd_digits", "modes", "recall_digits"), provenance, log_y=("fd_digits",))
+    plotting.plot_metric_curves(records, ("fd_digits", "modes_confident", "recall_digits"), provenance,
+                                log_y=("fd_digits",), baselines=baselines)
     plt.show()
     plotting.plot_gradient_norms(records, provenance)
     plt.show()
+    if judgement:
+        judgement["reading"] = readings.results_reading(records, baselines, judgement["separation"],
+                                                        judgement["states"], trend_metrics)
+        print_reading(judgement["reading"])
+    return judgement or {}
+
+
+def print_reading(sentences: list[str]) -> None:
+    """The reading under a results section, as a paragraph of Markdown (each sentence made by a rule)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown("**Reading.** " + " ".join(sentences)))
 
 
 def finish_chapter(prov, metrics_path, artifacts_dir, records: list[dict[str, Any]],

@@ -44,6 +44,61 @@ def separated(better: list[float], worse: list[float], higher_is_better: bool) -
     return p < 0.05, f"Welch p = {p:.3g}"
 
 
+def decided_comparison(records: list[dict[str, Any]], better: str, worse: str, judgement: dict[str, Any],
+                       claim: str, paper_numbers: str, protocol: tuple[str, ...] = ()) -> str:
+    """The paper's claim "`better` beats `worse`", decided only on the metrics that separate (judgement: a
+    baselines.judge of the runs) by SEPARATION_RULE per metric, with the states of both labels.
+
+    REPRODUCED: every separating metric orders them as the paper does; THE OPPOSITE: every one orders them the other
+    way; PARTLY / PARTLY THE OPPOSITE: some do and none disagrees; MIXED: some each way; NOT SEPARATED otherwise. A
+    label that did not train or is degrading in some seed (baselines rules 2 and 3) makes a REPRODUCED read NOT
+    DECIDED, and is named in every case. `protocol`: metrics of the paper's own protocol to report beside, with
+    whether they separate here."""
+    from .baselines import HIGHER_IS_BETTER, state_note
+    from .readings import METRIC_NAMES
+
+    sep = judgement["separating"]
+    a = [r for r in runs_labelled(records, better) if r["status"] == "ok"]
+    b = [r for r in runs_labelled(records, worse) if r["status"] == "ok"]
+    if not a or not b:
+        return f"NOT DECIDED: {claim}: every seed of {better if not a else worse} diverged."
+    agree, against, parts = 0, 0, []
+    for m in sep:
+        ok, how = separated([r[m] for r in a], [r[m] for r in b], HIGHER_IS_BETTER[m])
+        opp, opp_how = separated([r[m] for r in b], [r[m] for r in a], HIGHER_IS_BETTER[m])
+        agree, against = agree + ok, against + opp
+        parts.append(f"{METRIC_NAMES[m]} {mean_sd([r[m] for r in a])} vs {mean_sd([r[m] for r in b])} "
+                     f"({how if ok or not opp else 'the other way: ' + opp_how})")
+    if not sep:
+        word = "NOT DECIDED"
+    elif agree == len(sep):
+        word = "REPRODUCED"
+    elif against == len(sep):
+        word = "THE OPPOSITE at this scale"
+    elif agree and against:
+        word = "MIXED at this scale"
+    elif agree:
+        word = "PARTLY"
+    elif against:
+        word = "PARTLY THE OPPOSITE at this scale"
+    else:
+        word = "NOT SEPARATED at this scale"
+    notes = [n for n in (state_note(label, judgement["label_states"].get(label, {})) for label in (better, worse)) if n]
+    if notes and word == "REPRODUCED":
+        word = "NOT DECIDED"
+        notes.append("the separating metrics order them as the paper does, but a comparison with such a run "
+                     "decides nothing")
+    text = f"{word}: {claim}: " + ("; ".join(parts) if parts else "no metric separates trained from untrained here")
+    rows = {row["metric"]: row for row in judgement["separation"]}
+    for m in (m for m in protocol if m in rows and all(m in r for r in a + b)):
+        used = ("decides with the others" if m in sep
+                else f"does not separate here, gap {rows[m]['gap / sd']:.2g}x the spread: decides nothing")
+        text += (f"; by the paper's protocol, {METRIC_NAMES[m]} {mean_sd([r[m] for r in a])} vs "
+                 f"{mean_sd([r[m] for r in b])} ({used})")
+    text += f" (over {len(a)} and {len(b)} seeds; the paper: {paper_numbers})"
+    return text + (". " + "; ".join(notes) + "." if notes else ".")
+
+
 # When may a digit classifier trained on 8x8 scikit-learn digits judge a data set's modes? When the real data,
 # scored by the same protocol, covers nearly every mode nearly uniformly (our stacked digits: 1000 modes, KL 0.02).
 CLASSIFIER_FIT_RULE = {"min_modes_fraction": 0.99, "max_reverse_kl": 0.1}
@@ -74,9 +129,10 @@ def gradient_ratio(run: dict[str, Any]) -> float:
     return max(ratios) if ratios else float("nan")
 
 
-def table1_verdicts(records: list[dict[str, Any]]) -> list[str]:
+def table1_verdicts(records: list[dict[str, Any]], judgement: dict[str, Any] | None = None) -> list[str]:
     """Compare the runs with the paper's Table 1 claims; each sentence states what the data showed and by which
-    rule (failures per seed, SEPARATION_RULE for comparisons)."""
+    rule (failures per seed; decided_comparison, on the metrics that separate by `judgement`, for RpGAN against
+    GAN; without a judgement that comparison is left out)."""
     out = []
     r1_only = runs_labelled(records, "GAN + R1") + runs_labelled(records, "RpGAN + R1")
     both = runs_labelled(records, "GAN + R1 + R2") + runs_labelled(records, "RpGAN + R1 + R2")
@@ -98,27 +154,22 @@ def table1_verdicts(records: list[dict[str, Any]]) -> list[str]:
                    "the paper: D's gradient on fakes explodes with R1 only).")
     else:
         out.append("Gradient-norm comparison not possible: no run logged D's gradient norms.")
-    rp = [r for r in runs_labelled(records, "RpGAN + R1 + R2") if r["status"] == "ok"]
-    gan = [r for r in runs_labelled(records, "GAN + R1 + R2") if r["status"] == "ok"]
-    if rp and gan:
-        m_ok, m_how = separated([r["modes"] for r in rp], [r["modes"] for r in gan], higher_is_better=True)
-        k_ok, k_how = separated([r["reverse_kl"] for r in rp], [r["reverse_kl"] for r in gan], higher_is_better=False)
-        word = "REPRODUCED" if m_ok and k_ok else ("PARTLY" if m_ok or k_ok else "NOT SEPARATED at this scale")
-        out.append(f"{word}: RpGAN + R1 + R2 {mean_sd([r['modes'] for r in rp])} modes, KL "
-                   f"{mean_sd([r['reverse_kl'] for r in rp])} vs GAN + R1 + R2 {mean_sd([r['modes'] for r in gan])} "
-                   f"modes, KL {mean_sd([r['reverse_kl'] for r in gan])} (modes: {m_how}; KL: {k_how}; over "
-                   f"{len(rp)} and {len(gan)} seeds; the paper: 1000 / 0.0781 vs 693 / 0.9270).")
-    else:
-        out.append("R1 + R2 comparison not possible: every seed of a variant with both penalties diverged.")
+    if judgement is not None:
+        out.append(decided_comparison(records, "RpGAN + R1 + R2", "GAN + R1 + R2", judgement,
+                                      "RpGAN + R1 + R2 beats GAN + R1 + R2", "1000 modes / KL 0.0781 vs 693 / 0.9270",
+                                      protocol=("modes", "reverse_kl")))
     return out
 
 
-def gather_roadmap(artifacts_dir: str | Path | None, profile: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
+def gather_roadmap(artifacts_dir: str | Path | None, profile: str
+                   ) -> tuple[list[dict[str, Any]], dict[str, str], dict[str, Any] | None]:
     """Run records of config_a .. config_e: from this runner output folder when the chapters ran in `profile`,
-    else from their stored results of `profile` (results/<chapter>/<profile>/). Returns the records and, per
-    config, where they came from."""
+    else from their stored results of `profile` (results/<chapter>/<profile>/). Returns the records, per config
+    where they came from, and the chapters' baselines merged (every config's untrained entries, the real-data
+    entries once; None when a chapter has none)."""
     records: list[dict[str, Any]] = []
     sources: dict[str, str] = {}
+    merged: dict[str, Any] | None = {"untrained": [], "real": []}
     for config in "ABCDE":
         chapter = f"config_{config.lower()}"
         found = sibling_results(artifacts_dir, chapter)
@@ -133,7 +184,16 @@ def gather_roadmap(artifacts_dir: str | Path | None, profile: str) -> tuple[list
             p = found["provenance"]
             sources[config] = f"stored {profile} results ({p['device']}, commit {p['commit']}, {p['date']})"
         records.extend(found["metrics"]["runs"])
-    return records, sources
+        found_baselines = found["metrics"].get("baselines")
+        if found_baselines is None or merged is None:
+            merged = None
+            continue
+        merged["untrained"] += found_baselines["untrained"]
+        if not merged["real"]:
+            merged.update(real=found_baselines["real"], protocol=found_baselines.get("protocol"))
+        elif found_baselines.get("protocol") != merged.get("protocol"):
+            raise ValueError(f"{chapter}'s baselines were made under another protocol than the other configs'")
+    return records, sources, (merged if records else None)
 
 
 def roadmap_table(records: list[dict[str, Any]]):
@@ -155,37 +215,39 @@ def roadmap_table(records: list[dict[str, Any]]):
     return pd.DataFrame(rows).set_index("config")
 
 
-def roadmap_verdicts(records: list[dict[str, Any]]) -> list[str]:
-    """What the runs say about Table 2's trend, computed from the data: rank agreement of the mean FD-digits with
-    the paper's FIDs, and the paper's two headline steps (E beats A; stripping StyleGAN2 hurts) by
-    SEPARATION_RULE over the seeds."""
+def roadmap_verdicts(records: list[dict[str, Any]], judgement: dict[str, Any]) -> list[str]:
+    """What the runs say about Table 2, computed from the data: rank agreement with the paper's FIDs of each
+    separating metric's mean order, and the paper's steps (stripping StyleGAN2 hurts, A -> B; the modern network
+    helps, C -> E; E beats A) by decided_comparison, on the metrics that separate (judgement: baselines.judge)."""
     from scipy.stats import spearmanr
 
+    from .baselines import HIGHER_IS_BETTER
     from .paper import TABLE2_ROADMAP
+    from .readings import METRIC_NAMES
 
-    per_seed = {c: [r["fd_digits"] for r in runs_labelled(records, f"Config {c}")
-                    if r["status"] == "ok" and r.get("fd_digits") is not None] for c in TABLE2_ROADMAP}
-    means = {c: finite_mean(v) for c, v in per_seed.items()}
-    have = [c for c, v in means.items() if v == v]
     out = []
     for label in dict.fromkeys(r["label"] for r in records):
         runs = runs_labelled(records, label)
         failed = sum(r["status"] != "ok" for r in runs)
         if failed:
             out.append(f"{label}: {failed}/{len(runs)} seeds diverged (its means average the other seeds).")
+    have = [c for c in TABLE2_ROADMAP if any(r["status"] == "ok" for r in runs_labelled(records, f"Config {c}"))]
     if len(have) < 3:
         return out + [f"Only {len(have)} config(s) have results; the trend needs at least three."]
-    rho, p = spearmanr([TABLE2_ROADMAP[c]["fid"] for c in have], [means[c] for c in have])
-    order = " < ".join(sorted(have, key=lambda c: means[c]))
-    out.append(f"Our order by mean FD-digits (best first): {order}. Rank agreement with the paper's FIDs over "
-               f"{', '.join(have)}: Spearman rho = {rho:.2f} (p = {p:.2f}; 1 = the same ordering).")
-    for better, worse, claim, paper_numbers in (("E", "A", "Config E beats Config A", "7.045 vs 7.516 FID"),
-                                                ("A", "B", "stripping StyleGAN2 (A -> B) hurts", "B 12.46 vs A 7.516")):
+    for m in judgement["separating"][:1] or ["fd_digits"]:
+        means = {c: finite_mean([r[m] for r in runs_labelled(records, f"Config {c}") if r["status"] == "ok"])
+                 for c in have}
+        sign = -1 if HIGHER_IS_BETTER[m] else 1  # lower FID is better: rank our "badness" against it
+        rho, p = spearmanr([TABLE2_ROADMAP[c]["fid"] for c in have], [sign * means[c] for c in have])
+        order = " < ".join(sorted(have, key=lambda c: sign * means[c]))
+        out.append(f"Our order by mean {METRIC_NAMES[m]} (best first): {order.replace(' < ', ', ')}. Rank agreement "
+                   f"with the paper's FIDs over {', '.join(have)}: Spearman rho = {rho:.2f} (p = {p:.2f}; 1 = the "
+                   "same ordering).")
+    for better, worse, claim, paper_numbers in (
+            ("A", "B", "stripping StyleGAN2 (A -> B) hurts", "A 7.516 vs B 12.46 FID"),
+            ("E", "C", "the modern network (C -> E) helps", "E 7.045 vs C 11.65 FID"),
+            ("E", "A", "Config E beats Config A", "7.045 vs 7.516 FID")):
         if better in have and worse in have:
-            ok, how = separated(per_seed[better], per_seed[worse], higher_is_better=False)
-            opposite, opposite_how = separated(per_seed[worse], per_seed[better], higher_is_better=False)
-            word = "REPRODUCED" if ok else ("THE OPPOSITE at this scale" if opposite else "NOT SEPARATED at this scale")
-            how = how if ok or not opposite else f"the other way round: {opposite_how}"
-            out.append(f"{word}: {claim}: FD-digits {better} {mean_sd(per_seed[better])} vs {worse} "
-                       f"{mean_sd(per_seed[worse])} ({how}; the paper: {paper_numbers}).")
+            out.append(decided_comparison(records, f"Config {better}", f"Config {worse}", judgement, claim,
+                                          paper_numbers))
     return out

@@ -109,6 +109,22 @@ def evaluation_options(settings: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+def protocol_reference(real: Tensor, num_samples: int, real_samples: int | None, seed: int,
+                       eval_options: dict[str, Any] | None):
+    """The real half of a run's evaluations (metrics.evaluate.real_reference) under the book's protocol: at most
+    `real_samples or num_samples` real rows, seeded with the run's seed, P / R on the options' pr_samples."""
+    return real_reference(real, real.shape[1] == 3, real_samples or num_samples, seed=seed,
+                          pr_samples=(eval_options or {}).get("pr_samples", PR_SAMPLES))
+
+
+def score_samples(reference, fake: Tensor, num_samples: int, real_samples: int | None, seed: int,
+                  eval_options: dict[str, Any] | None) -> dict[str, Any]:
+    """One evaluation under the book's protocol: `fake` (num_samples images drawn with the run's seed) scored by
+    metrics.evaluate_images against a protocol_reference. Every trained run and every baseline goes through here."""
+    return evaluate_images(reference, fake, stacked=reference.stacked, num_samples=real_samples or num_samples,
+                           seed=seed, **(eval_options or {}))
+
+
 PROGRESS_NAME = "evaluations.json"  # in a run's out_dir: the evaluations made so far, and a diverged run's status
 
 
@@ -131,7 +147,6 @@ def train_and_evaluate(cfg: TrainConfig, label: str, evaluations: int = 1, num_s
     base = copy_config(cfg, out_dir=str(out_dir), resume="auto",
                        schedule_images=cfg.schedule_images or total)
     real = load_dataset(dataset_spec(cfg), max_items=cfg.max_items, seed=cfg.seed).images
-    stacked = real.shape[1] == 3
     reference = None  # the real half of every evaluation of this run, computed at the first one
     progress = read_json(out_dir / PROGRESS_NAME) if (out_dir / PROGRESS_NAME).is_file() else {}
     evals: list[dict[str, Any]] = [e for e in progress.get("evaluations", []) if e["images_seen"] in points]
@@ -154,10 +169,8 @@ def train_and_evaluate(cfg: TrainConfig, label: str, evaluations: int = 1, num_s
                 fake = generate_images(result.G_ema, num_samples, seed=seed,
                                        device=next(result.G_ema.parameters()).device)
                 if reference is None:
-                    reference = real_reference(real, stacked, real_samples or num_samples, seed=seed,
-                                               pr_samples=(eval_options or {}).get("pr_samples", PR_SAMPLES))
-                scores = evaluate_images(reference, fake, stacked=stacked, num_samples=real_samples or num_samples,
-                                         seed=seed, **(eval_options or {}))
+                    reference = protocol_reference(real, num_samples, real_samples, seed, eval_options)
+                scores = score_samples(reference, fake, num_samples, real_samples, seed, eval_options)
             eval_time += time.perf_counter() - t0
             evals = [e for e in evals if e["images_seen"] != result.images_seen]
             evals.append({"images_seen": result.images_seen, **scores})

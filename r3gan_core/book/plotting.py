@@ -52,18 +52,55 @@ def _long_table(runs: list[dict], table: str, columns: tuple[str, ...], hue: str
     return pd.DataFrame(rows)
 
 
+def draw_baselines(ax: plt.Axes, baselines: dict | None, metric: str) -> None:
+    """The two baselines of a metric on a curve panel: the untrained generators' range over seeds and networks (grey
+    band) and real data's mean (black dotted line), both by the runs' protocol (r3gan_core.book.baselines)."""
+    if not baselines:
+        return
+    untrained = [b[metric] for b in baselines["untrained"] if b.get(metric) is not None and b[metric] == b[metric]]
+    real = [b[metric] for b in baselines["real"] if b.get(metric) is not None and b[metric] == b[metric]]
+    if untrained:
+        ax.axhspan(min(untrained), max(untrained), color="0.6", alpha=0.25, lw=0, label="untrained (range)")
+        ax.axhline(float(np.mean(untrained)), color="0.45", ls="--", lw=1)
+    if real:
+        ax.axhline(float(np.mean(real)), color="black", ls=":", lw=1.5, label="real data")
+
+
+def images_axis(ax: plt.Axes) -> None:
+    """Label the x axis in images seen, ticks in k or M (100k, 1.5M)."""
+    from matplotlib.ticker import FuncFormatter
+
+    def fmt(x: float, _pos: int) -> str:
+        return f"{x / 1e6:g}M" if abs(x) >= 1e6 else (f"{x / 1e3:g}k" if abs(x) >= 1e3 else f"{x:g}")
+
+    ax.xaxis.set_major_formatter(FuncFormatter(fmt))
+    ax.set_xlabel("real images seen by D")
+
+
 def plot_metric_curves(runs: list[dict], metrics: tuple[str, ...], provenance: Provenance | str,
-                       hue: str = "label", log_y: tuple[str, ...] = ()) -> plt.Figure:
-    """Small multiples: each metric of the runs' evaluations against images seen (bands over seeds)."""
+                       hue: str = "label", log_y: tuple[str, ...] = (), baselines: dict | None = None
+                       ) -> plt.Figure:
+    """Small multiples: each metric of the runs' evaluations against images seen (bands over seeds), with the
+    untrained and real-data baselines (draw_baselines) when given."""
     df = _long_table(runs, "evaluations", ("images_seen", *metrics), hue)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
-    for ax, m in zip(axes[0], metrics):
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    for i, (ax, m) in enumerate(zip(axes[0], metrics)):
         if not df.empty and df[m].notna().any():
-            sns.lineplot(data=df, x="images_seen", y=m, hue=hue, marker="o", errorbar=("pi", 100), ax=ax)
+            sns.lineplot(data=df, x="images_seen", y=m, hue=hue, marker="o", errorbar=("pi", 100), ax=ax,
+                         legend=i == 0)
+        draw_baselines(ax, baselines, m)
         ax.set_title(m)
-        ax.set_xlabel("real images seen by D")
+        ax.set_ylabel("")
+        images_axis(ax)
         if m in log_y:
             ax.set_yscale("log")
+    if axes[0][0].get_legend() is not None or baselines:
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        for ax in axes[0]:
+            if ax.get_legend() is not None:
+                ax.get_legend().remove()
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=9,
+                   bbox_to_anchor=(0.5, 1.0), frameon=False)
     fig.tight_layout()
     return add_footer(fig, provenance)
 
@@ -77,7 +114,7 @@ def plot_gradient_norms(runs: list[dict], provenance: Provenance | str, hue: str
             sns.lineplot(data=df, x="images_seen", y=col, hue=hue, errorbar=("pi", 100), ax=ax)
         ax.set_yscale("log")
         ax.set_title(f"||grad_x D|| {title}")
-        ax.set_xlabel("real images seen by D")
+        images_axis(ax)
     fig.tight_layout()
     return add_footer(fig, provenance)
 

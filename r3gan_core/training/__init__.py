@@ -7,9 +7,9 @@ batch stream, config A's extras, distributed helpers and the files a run writes 
 
 from .config import (AMP_CHOICES, CHECKPOINT_NAME, LOG_NAME, METRICS_NAME, SPECTRAL_NAME, TrainConfig, TrainResult,
                      build_networks, copy_config, dataset_spec, load_data, recipe_for)
-from .loop import crossed, load_generator, train
+from .loop import crossed, initial_networks, load_generator, train
 from .run_files import read_log
 
 __all__ = ["AMP_CHOICES", "CHECKPOINT_NAME", "LOG_NAME", "METRICS_NAME", "SPECTRAL_NAME", "TrainConfig", "TrainResult",
-           "build_networks", "copy_config", "crossed", "dataset_spec", "load_data", "load_generator", "read_log",
+           "build_networks", "copy_config", "crossed", "dataset_spec", "initial_networks", "load_data", "load_generator", "read_log",
            "recipe_for", "train"]

@@ -69,6 +69,14 @@ from .stream import BatchStream
 from .validate import validate_train_config
 
 
+def initial_networks(cfg: TrainConfig) -> tuple[nn.Module, nn.Module]:
+    """(G, D) exactly as `train` initialises them for cfg.seed: the global random generators seeded with cfg.seed,
+    then build_networks. A run's untrained baseline (r3gan_core.book.baselines) is this G. Seeds the global
+    generators as a side effect."""
+    ckpt_io.seed_everything(cfg.seed)
+    return build_networks(cfg)
+
+
 def train(cfg: TrainConfig) -> TrainResult:
     """Train cfg; returns a TrainResult (status "diverged" instead of raising when losses go non-finite).
 
@@ -220,8 +228,7 @@ def prepare(cfg: TrainConfig, env: dist_utils.DistEnv, data: Any = None,
         labels = labels.to(device) if labels is not None else None
 
     # Networks: the same seed on every rank (then broadcast anyway); then per-rank seeds for in-network noise.
-    ckpt_io.seed_everything(cfg.seed)
-    G, D = build_networks(cfg)
+    G, D = initial_networks(cfg)
     if labels is not None and len(labels) and int(labels.max()) >= G.num_classes:
         raise ValueError(f"dataset {dataset_spec(cfg)!r} has class labels up to {int(labels.max())} but the "
                          f"conditional networks have {G.num_classes} classes: pass --network "
