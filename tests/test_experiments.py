@@ -61,20 +61,33 @@ def _record(label, status="ok", modes=None, kl=None, fd=None, real=1.0, fake=1.0
                                                                               "grad_norm_fake": fake}]}
 
 
+def _judgement(records, separating):
+    """A judgement (baselines.judge's shape) in which `separating` decide and every run trained."""
+    return {"separating": list(separating), "label_states": {r["label"]: {"trained": 1} for r in records},
+            "separation": [{"metric": m, "gap / sd": 100.0 if m in separating else 2.0}
+                           for m in ("modes", "reverse_kl", "fd_digits")]}
+
+
 def test_table1_verdicts_follow_the_data():
     paper_like = [_record("GAN + R1", "diverged", fake=80.0), _record("RpGAN + R1", "diverged", fake=90.0),
                   _record("GAN + R1 + R2", modes=693, kl=0.93), _record("RpGAN + R1 + R2", modes=1000, kl=0.08),
                   _record("GAN + R1 + R2", modes=700, kl=0.9, seed=1), _record("RpGAN + R1 + R2", modes=995, kl=0.1, seed=1)]
-    lines = comparisons.table1_verdicts(paper_like)
+    lines = comparisons.table1_verdicts(paper_like, _judgement(paper_like, ("modes", "reverse_kl")))
     assert len(lines) == 3  # the gradient verdict uses the diverged runs' records up to the divergence
     assert lines[0].startswith("REPRODUCED: every R1-only run diverged (2/2)")
     assert lines[1].startswith("SUPPORTED") and "85 ± 7.1 with R1 only" in lines[1]
-    assert lines[2].startswith("REPRODUCED: RpGAN + R1 + R2 997.5 ± 3.5 modes") and "every seed ordered (2 vs 2)" in lines[2]
-    one_seed_each = comparisons.table1_verdicts(paper_like[:4])  # one draw each is never a separation
+    assert lines[2].startswith("REPRODUCED: RpGAN + R1 + R2 beats GAN + R1 + R2: the plain mode count 997.5 ± 3.5 vs")
+    assert "every seed ordered (2 vs 2)" in lines[2]
+    assert len(comparisons.table1_verdicts(paper_like)) == 2  # no judgement: no comparison of the two
+    # Plain modes and KL order them, but only FD-digits separates, and it says nothing either way: not separated.
+    fd_only = comparisons.table1_verdicts([{**r, "fd_digits": 5.0} for r in paper_like],
+                                          _judgement(paper_like, ("fd_digits",)))
+    assert fd_only[2].startswith("NOT SEPARATED at this scale") and "decides nothing" in fd_only[2]
+    one_seed_each = comparisons.table1_verdicts(paper_like[:4], _judgement(paper_like, ("modes", "reverse_kl")))
     assert one_seed_each[2].startswith("NOT SEPARATED") and "one seed each: cannot separate" in one_seed_each[2]
     opposite = [_record("GAN + R1", fake=1.0), _record("RpGAN + R1", fake=1.0),
                 _record("GAN + R1 + R2", modes=900, kl=0.2), _record("RpGAN + R1 + R2", modes=800, kl=0.5)]
-    lines = comparisons.table1_verdicts(opposite)
+    lines = comparisons.table1_verdicts(opposite, _judgement(opposite, ("modes", "reverse_kl")))
     assert lines[0].startswith("NOT REPRODUCED") and lines[1].startswith("NOT SEPARATED")
     assert lines[2].startswith("NOT SEPARATED")
     exploding = [_record("GAN + R1", fake=50.0), _record("RpGAN + R1", fake=50.0),
@@ -101,14 +114,15 @@ def test_summary_table_marks_fail_and_averages_seeds():
 def test_roadmap_verdicts_rank_agreement():
     paper_order = {"A": 7.516, "B": 12.46, "C": 11.65, "D": 9.95, "E": 7.045}
     records = [_record(f"Config {c}", fd=fid * 10) for c, fid in paper_order.items()]
-    text = comparisons.roadmap_verdicts(records)
+    fd = ("fd_digits",)
+    text = comparisons.roadmap_verdicts(records, _judgement(records, fd))
     assert any("Spearman rho = 1.00" in line for line in text)
     assert not any(line.startswith("REPRODUCED") for line in text)  # one seed per config: nothing separates
     two_seeds = records + [_record(f"Config {c}", fd=fid * 10 + 1, seed=1) for c, fid in paper_order.items()]
-    assert any(line.startswith("REPRODUCED: Config E beats Config A") for line in comparisons.roadmap_verdicts(two_seeds))
+    assert any(line.startswith("REPRODUCED: Config E beats Config A") for line in comparisons.roadmap_verdicts(two_seeds, _judgement(two_seeds, fd)))
     reversed_records = [_record(f"Config {c}", fd=1 / fid) for c, fid in paper_order.items()]
-    assert any("Spearman rho = -1.00" in line for line in comparisons.roadmap_verdicts(reversed_records))
-    assert comparisons.roadmap_verdicts(records[:2])[-1].startswith("Only 2 config(s)")
+    assert any("Spearman rho = -1.00" in line for line in comparisons.roadmap_verdicts(reversed_records, _judgement(reversed_records, fd)))
+    assert comparisons.roadmap_verdicts(records[:2], _judgement(records, fd))[-1].startswith("Only 2 config(s)")
 
 
 def test_classifier_fit_verdict_passes_real_stacked_digits_and_fails_one_repeated_image():
@@ -125,7 +139,7 @@ def test_roadmap_verdicts_say_when_the_data_go_the_other_way():
     runs = [_record(f"Config {c}", fd=fd, seed=s) for c, fds in
             {"A": (400, 380, 390), "B": (150, 160, 170), "C": (100, 110, 105), "D": (120, 121, 119),
              "E": (115, 112, 118)}.items() for s, fd in enumerate(fds)]
-    lines = comparisons.roadmap_verdicts(runs)
+    lines = comparisons.roadmap_verdicts(runs, _judgement(runs, ("fd_digits",)))
     assert any(v.startswith("REPRODUCED: Config E beats Config A") for v in lines)
     assert any(v.startswith("THE OPPOSITE at this scale: stripping StyleGAN2") and "every seed ordered" in v
                for v in lines)

@@ -367,3 +367,27 @@ def test_stored_truncation_study_rederives(name, profile, record, seed):
         stored_kept = next(r for r in study["norm_kept"] if r["seed"] == seed
                            and r["threshold"] == settings["thresholds"][0])
         _assert_rederived(stored_kept, kept[0], biggan_study.TRUNCATION_COLUMNS, stochastic=False)
+
+
+# The mode-coverage chapter's two studies: the sorted mode histograms of the stored generators and the confidence
+# sweep of the baselines, re-derived for seed 0 (the readings from the stored numbers, always).
+COVERAGE = [(name, profile, record) for name, profile, record in STORED if "mode_ranks" in record["metrics"]]
+
+
+@pytest.mark.parametrize("name, profile, record", [pytest.param(*s, id=f"{s[0]}-{s[1]}") for s in COVERAGE])
+def test_stored_mode_study_rederives(name, profile, record):
+    from r3gan_core.book import coverage_study
+
+    metrics = record["metrics"]
+    assert metrics["mode_dropping"] == coverage_study.mode_dropping(metrics["runs"], metrics["mode_ranks"])
+    assert metrics["confidence_reading"] == coverage_study.confidence_reading(metrics["confidence_sweep"])
+    run = next(r for r in metrics["runs"] if r["status"] == "ok" and r["seed"] == 0)
+    G = chapter.stored_generator(name, profile, run)
+    again = coverage_study.mode_ranks({(run["label"], 0): G}, run["settings"])
+    stored_row = next(r for r in metrics["mode_ranks"] if r["label"] == run["label"] and r["seed"] == 0)
+    assert abs(again[0]["top_share"] - stored_row["top_share"]) <= MODES_TOLERANCE / 1000
+    for label in ("real data", f"untrained Config {run['settings']['config']}"):
+        row = next(r for r in again if r["label"] == label)
+        assert row["ranks"] == next(r for r in metrics["mode_ranks"] if r["label"] == label and r["seed"] == 0)["ranks"]
+    sweep = coverage_study.confidence_sweep(run["settings"], [0])
+    assert sweep == [r for r in metrics["confidence_sweep"] if r["seed"] == 0]

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from ..data import load_dataset
 from ..sampling import generate_images
+from .chapter import run_generators  # noqa: F401  (the chapter's name for it: biggan_study.run_generators)
 from .experiments import base_config, finite_mean, torch_threads
 from ..metrics import evaluate_images
 from ..training import TrainConfig, dataset_spec
@@ -66,30 +67,6 @@ def study_variants(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def threshold_name(threshold: float | None) -> str:
     """'none' for no truncation, else the threshold as written ('0.5', '2')."""
     return "none" if threshold is None else f"{threshold:g}"
-
-
-def run_generators(runs: list[dict[str, Any]], labels: list[str] | tuple[str, ...], stored: dict[str, Any] | None = None,
-                   runs_dir: str | Path | None = None) -> dict[tuple[str, int], torch.nn.Module]:
-    """{(label, seed): final G_ema} of the finished runs carrying `labels`: the stored generators when the chapter
-    renders stored results (`stored`, results/biggan/<profile>/generators/), else the runs' own checkpoints in
-    runs_dir (on the device the training picked). Diverged runs have no generator to sample."""
-    from ..report import pick_device
-    from ..training import load_generator
-    from ..training.config import CHECKPOINT_NAME
-    from .chapter import stored_generator
-
-    out = {}
-    for r in runs:
-        if r["label"] not in labels or r["status"] != "ok":
-            continue
-        if stored is not None:
-            G = stored_generator(stored["provenance"]["chapter"], stored["provenance"]["profile"], r)
-        elif runs_dir is not None:
-            G, _ = load_generator(Path(runs_dir) / r["run"] / CHECKPOINT_NAME, device=str(pick_device()))
-        else:
-            raise ValueError("run_generators needs the runs' folders (runs_dir) or stored results (stored)")
-        out[(r["label"], r["seed"])] = G
-    return out
 
 
 def truncation_samples(G: torch.nn.Module, threshold: float | None, num_samples: int, seed: int) -> Tensor:
@@ -684,7 +661,7 @@ def truncation_study_reading(study: dict[str, Any], sweeps: dict[str, list[dict[
     worst = {k: max(row[k] for row in h) for k in ("0.5", "2.0")}
     near = all(v < HOMOGENEOUS_TOLERANCE for v in worst.values())
     out.append(f"G(s·z) differs from s·G(z) by at most {worst['0.5']:.0%} at s = 0.5 and {worst['2.0']:.0%} at s = 2 "
-               f"over {len(h)} seeds: {'nearly' if near else 'not'} positively homogeneous by the rule (below "
+               f"over {len(h)} seed{'s' if len(h) != 1 else ''}: {'nearly' if near else 'not'} positively homogeneous by the rule (below "
                f"{HOMOGENEOUS_TOLERANCE:.0%}), so {'output contrast scales with |z|' if near else 'the scaling argument does not hold'}.")
     by_seed: dict[int, list[dict[str, float]]] = {}
     for row in study["by_scale"]:

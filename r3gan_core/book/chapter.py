@@ -17,7 +17,7 @@ from .experiments import save_grids, summary_table
 from ..report import jsonable, read_json, write_metrics
 
 __all__ = ["ROADMAP_COLUMNS", "chapter_start", "count_runs", "describe_published", "export_generators",
-           "finish_chapter", "print_reading", "published_results", "recipe_table", "results_table", "run_baselines",
+           "finish_chapter", "print_reading", "published_results", "recipe_table", "results_table", "run_baselines", "run_generators",
            "separation_view", "results_dir", "show_runs", "sibling_results",
            "source", "stale_settings", "stored_generator", "train_or_load", "write_metrics"]
 
@@ -129,6 +129,29 @@ def stored_generator(chapter: str, profile: str, record: dict[str, Any], root: s
                        map_location="cpu", weights_only=True)
     G.load_state_dict(state)
     return G.eval().requires_grad_(False)
+
+
+def run_generators(runs: list[dict[str, Any]], labels: list[str] | tuple[str, ...], stored: dict[str, Any] | None = None,
+                   runs_dir: str | Path | None = None) -> dict[tuple[str, int], torch.nn.Module]:
+    """{(label, seed): final G_ema} of the finished runs carrying `labels`: the stored generators when the chapter
+    renders stored results (`stored`, results/<chapter>/<profile>/generators/), else the runs' own checkpoints in
+    runs_dir (on the device the training picked). Diverged runs have no generator to sample."""
+    from ..report import pick_device
+    from ..training import load_generator
+    from ..training.config import CHECKPOINT_NAME
+
+    out = {}
+    for r in runs:
+        if r["label"] not in labels or r["status"] != "ok":
+            continue
+        if stored is not None:
+            G = stored_generator(stored["provenance"]["chapter"], stored["provenance"]["profile"], r)
+        elif runs_dir is not None:
+            G, _ = load_generator(Path(runs_dir) / r["run"] / CHECKPOINT_NAME, device=str(pick_device()))
+        else:
+            raise ValueError("run_generators needs the runs' folders (runs_dir) or stored results (stored)")
+        out[(r["label"], r["seed"])] = G
+    return out
 
 
 def train_or_load(stored: dict[str, Any] | None, train_runs, chapter: str | None = None):

@@ -91,8 +91,10 @@ def decided_comparison(records: list[dict[str, Any]], better: str, worse: str, j
     text = f"{word}: {claim}: " + ("; ".join(parts) if parts else "no metric separates trained from untrained here")
     rows = {row["metric"]: row for row in judgement["separation"]}
     for m in (m for m in protocol if m in rows and all(m in r for r in a + b)):
-        used = ("decides with the others" if m in sep
-                else f"does not separate here, gap {rows[m]['gap / sd']:.2g}x the spread: decides nothing")
+        ratio = rows[m]["gap / sd"]
+        used = ("decides with the others" if m in sep else
+                f"does not separate here, gap {ratio:.2g}x the spread: decides nothing" if ratio == ratio else
+                "no seed spread to judge it by: decides nothing")
         text += (f"; by the paper's protocol, {METRIC_NAMES[m]} {mean_sd([r[m] for r in a])} vs "
                  f"{mean_sd([r[m] for r in b])} ({used})")
     text += f" (over {len(a)} and {len(b)} seeds; the paper: {paper_numbers})"
