@@ -232,7 +232,7 @@ tables.show(biggan_study.gamma_table(gamma_rows), columns=["gamma", "failed", "f
                                                           "recall_digits", "late_max_grad_norm_fake"])
 
 # %%
-fig = biggan_study.plot_gamma_sweep(gamma_rows, prov)
+fig = biggan_study.plot_gamma_sweep(gamma_rows, prov, baselines)
 biggan_study.keep_figure(fig, artifacts_dir, "gamma_sweep")
 plt.show()
 gamma_verdicts = biggan_study.gamma_verdicts(gamma_rows)

@@ -391,3 +391,15 @@ def test_stored_mode_study_rederives(name, profile, record):
         assert row["ranks"] == next(r for r in metrics["mode_ranks"] if r["label"] == label and r["seed"] == 0)["ranks"]
     sweep = coverage_study.confidence_sweep(run["settings"], [0])
     assert sweep == [r for r in metrics["confidence_sweep"] if r["seed"] == 0]
+
+
+def test_the_books_claims_about_the_baselines_hold_in_the_stored_numbers():
+    """The sentences typed in book/intro.md and the mode-coverage chapter about the baselines, against the stored data:
+    an untrained network already lands in most (intro) / hundreds (chapter) of the 1000 modes, and the paper's
+    plain mode count and reverse KL do not separate in the mode-coverage runs."""
+    mc = next(record for name, profile, record in STORED if name == "mode_coverage" and profile == "cpu")["metrics"]
+    untrained = [u["modes"] for u in mc["baselines"]["untrained"]]
+    assert min(untrained) > 500
+    rows = {row["metric"]: row for row in mc["judgement"]["separation"]}
+    assert not rows["modes"]["separates"] and not rows["reverse_kl"]["separates"]
+    assert rows["fd_digits"]["separates"] and rows["modes_confident"]["separates"]

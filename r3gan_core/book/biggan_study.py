@@ -487,9 +487,10 @@ def gamma_verdicts(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def plot_gamma_sweep(rows: list[dict[str, Any]], provenance) -> Any:
+def plot_gamma_sweep(rows: list[dict[str, Any]], provenance, baselines: dict[str, Any] | None = None) -> Any:
     """Quality (FD-digits; precision and recall) and stability (late_max_grad_norm_fake) against gamma: means over
-    seeds with one-sd error bars; a gamma with a diverged run gets a red cross on the stability panel."""
+    seeds with one-sd error bars; a gamma with a diverged run gets a red cross on the stability panel. The FD-digits
+    panel (log scale) carries the untrained and real-data baselines when given."""
     import matplotlib.pyplot as plt
     import numpy as np
     from matplotlib.ticker import FuncFormatter
@@ -504,6 +505,12 @@ def plot_gamma_sweep(rows: list[dict[str, Any]], provenance) -> Any:
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
     draw(axes[0], "fd_digits")
+    if baselines:
+        from .plotting import draw_baselines
+
+        draw_baselines(axes[0], baselines, "fd_digits")
+        axes[0].set_yscale("log")
+        axes[0].legend(fontsize=8)
     axes[0].set_title("quality: FD-digits (lower = better)", fontsize=10)
     for metric in ("precision_digits", "recall_digits"):
         draw(axes[1], metric, label=metric)

@@ -61,6 +61,9 @@ ROADMAP: dict[str, dict[str, Any]] = {
               "inception_weights": INCEPTION_WEIGHTS},
 }
 
+# The lazy-penalties chapter's step sizes on the Dirac-GAN: 40 of them, evenly spaced in log from 0.005 to 0.5.
+LAZY_DIRAC_HS = [round(0.005 * 100 ** (i / 39), 6) for i in range(40)]
+
 # Order of the book. The book build executes every chapter in BOOK_PROFILE; image chapters then render their
 # stored results (results/<chapter>/cpu/) instead of training, unless a reader passes retrain=True.
 CHAPTERS: dict[str, dict[str, Any]] = {
@@ -142,6 +145,35 @@ CHAPTERS: dict[str, dict[str, Any]] = {
                  "spectral_every": 10_000, "spectral_iters": 20, "thresholds": [0.25, 0.5, 0.75, 1.0, 1.5, 2.0],
                  "ortho_beta": 1e-4, "gammas": [0.01, 0.1, 1.0, 10.0, 100.0], "grid_count": 16,
                  "inception_weights": INCEPTION_WEIGHTS},
+    },
+    "lazy_penalties": {
+        "title": "What R1 + R2 cost, and what lazy regularisation gives back",
+        # intervals: the stacked-digits runs of Config E's recipe (plus lazy R1 alone at the largest, and no
+        # penalty); toy: the 2D mixtures at each of its intervals; dirac: the period map's stability over h and k
+        # (penalty, gamma), with simulations checked at the largest stable interval and one beyond, for each check_h.
+        "smoke": {"preset": "stacked8", "batch": 32, "total_images": 512, "seeds": [0], "evaluations": 2,
+                  "num_samples": 1_000, "max_items": 5_000, "eval": SMOKE_EVAL, "threads": 1, "intervals": [1, 4, 16],
+                  "toy": {"steps": 100, "batch": 128, "samples": 2500, "datasets": ["ring"], "seeds": [0],
+                          "gamma": 0.1, "lr": 3e-3, "lr_final": 1e-5, "log_every": 5, "intervals": [1, 4, 16]},
+                  "dirac": {"penalty": "r1+r2", "gamma": 1.0, "hs": [0.01, 0.03, 0.1, 0.3], "ks": [1, 2, 4, 8, 16],
+                            "check_hs": [0.2]}},
+        # cpu: 15 stacked-digits runs of 64k images (5 variants x 3 seeds), two one-thread runs side by side, the
+        # roadmap's length and evaluation; 30 toy runs of 2,000 steps (about 3.5 min on one core).
+        "cpu": {"preset": "stacked8", "batch": 64, "total_images": 64_000, "seeds": [0, 1, 2], "evaluations": 4,
+                "num_samples": 10_000, "max_items": 50_000, "eval": {}, "threads": 1, "workers": 2, "blowup": BLOWUP,
+                "intervals": [1, 4, 16],
+                "toy": {"steps": 2000, "batch": 256, "samples": 2500, "datasets": ["ring", "grid"], "seeds": [0, 1, 2],
+                        "gamma": 0.1, "lr": 3e-3, "lr_final": 1e-5, "log_every": 10, "intervals": [1, 2, 4, 8, 16]},
+                "dirac": {"penalty": "r1+r2", "gamma": 1.0, "hs": LAZY_DIRAC_HS,
+                          "ks": list(range(1, 65)), "check_hs": [0.01, 0.1, 0.2]}},
+        # gpu: one GPU, stacked16, 1 M images per run, 2 seeds (an estimate until a GPU run measures it).
+        "gpu": {"preset": "stacked16", "batch": 256, "total_images": 1_000_000, "seeds": [0, 1], "evaluations": 4,
+                "num_samples": 26_000, "max_items": 50_000, "eval": {}, "threads": None, "intervals": [1, 4, 16],
+                "inception_weights": INCEPTION_WEIGHTS,
+                "toy": {"steps": 2000, "batch": 256, "samples": 2500, "datasets": ["ring", "grid"], "seeds": [0, 1, 2],
+                        "gamma": 0.1, "lr": 3e-3, "lr_final": 1e-5, "log_every": 10, "intervals": [1, 2, 4, 8, 16]},
+                "dirac": {"penalty": "r1+r2", "gamma": 1.0, "hs": LAZY_DIRAC_HS,
+                          "ks": list(range(1, 65)), "check_hs": [0.01, 0.1, 0.2]}},
     },
 }
 
