@@ -144,8 +144,13 @@ def untrained_for(baselines: dict[str, Any], settings: dict[str, Any], seed: int
 # ---------------------------------------------------------------------------------------------------------
 # Rule 1: which metrics separate
 # ---------------------------------------------------------------------------------------------------------
+def number(value: Any) -> float:
+    """A stored metric as a float: None and the strings report.jsonable writes for NaN / inf read as NaN / inf."""
+    return float("nan") if value is None else float(value)
+
+
 def _finite(values) -> list[float]:
-    return [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return [v for v in map(number, values) if not math.isnan(v)]
 
 
 def _mean(values) -> float:
@@ -225,8 +230,8 @@ def degrading_labels(records: list[dict[str, Any]], metrics: list[str]) -> dict[
             continue  # one seed: no spread to judge a change by
         changes = {}
         for m in metrics:
-            spread = statistics.stdev([r[m] for r in runs])
-            change = _mean((r[m] - _middle(r)[m]) * (1 if HIGHER_IS_BETTER[m] else -1) for r in runs)
+            spread = statistics.stdev([number(r[m]) for r in runs])
+            change = _mean((number(r[m]) - number(_middle(r)[m])) * (1 if HIGHER_IS_BETTER[m] else -1) for r in runs)
             changes[m] = change / spread if spread > 0 else float("nan")
         if sum(c < -1 for c in changes.values()) > len(metrics) / 2:
             out[label] = changes
@@ -248,7 +253,7 @@ def run_states(records: list[dict[str, Any]], baselines: dict[str, Any], metrics
             states[r["run"]] = "undecided"
             continue
         untrained = untrained_for(baselines, r["settings"], r["seed"])
-        closed = [gap_closed(r[m], untrained[0][m], real[m]) for m in metrics] if untrained else []
+        closed = [gap_closed(number(r[m]), number(untrained[0][m]), real[m]) for m in metrics] if untrained else []
         if closed and all(c < DID_NOT_TRAIN_FRACTION for c in closed):
             states[r["run"]] = "did not train"
         else:

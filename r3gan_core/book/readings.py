@@ -72,14 +72,14 @@ def trend_sentence(records: list[dict[str, Any]], metric: str, labels: list[str]
 
 def baseline_sentence(records: list[dict[str, Any]], baselines: dict[str, Any], metric: str) -> str:
     """The untrained and real-data values of `metric`, and how much of that gap each label closes at the end."""
-    real = statistics.fmean(b[metric] for b in baselines["real"])
+    real = statistics.fmean(bl.number(b[metric]) for b in baselines["real"])
     parts = []
     for label in dict.fromkeys(r["label"] for r in records):
         runs = _finished(records, label)
         if not runs:
             parts.append(f"{label} diverged in every seed")
             continue
-        untrained = statistics.fmean(u[metric] for r in runs for u in bl.untrained_for(baselines, r["settings"],
+        untrained = statistics.fmean(bl.number(u[metric]) for r in runs for u in bl.untrained_for(baselines, r["settings"],
                                                                                         r["seed"]))
         final = statistics.fmean(r[metric] for r in runs)
         parts.append(f"{label} {number(final)} ({bl.gap_closed(final, untrained, real):.0%} of the way from its "
