@@ -313,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("the paper profile is documented as commands in each chapter and is never executed here; "
                      "valid choices: smoke, cpu, gpu, book")
     if (args.publish or args.publish_stored) and args.profile not in PUBLISHED_PROFILES:
-        parser.error(f"--publish and --publish-stored store cpu or gpu results; got --profile {args.profile}")
+        parser.error(f"--publish stores cpu or gpu results (so does --publish-stored); got --profile "
+                     f"{args.profile}")
     if args.publish_stored and (args.publish or args.retrain):
         parser.error("--publish-stored renders the stored runs without training; it cannot go with --publish or "
                      "--retrain (which train them again)")

@@ -100,8 +100,8 @@ table["paper modes"] = [paper.TABLE1_MODE_COVERAGE[label]["modes"] or "fail" if 
 table["paper KL"] = [paper.TABLE1_MODE_COVERAGE[label]["reverse_kl"] or "fail" if label in paper.TABLE1_MODE_COVERAGE
                      else "" for label in table.index]
 tables.show(table, rename={"label": "loss", "failed": "diverged / seeds"},
-            columns=["label", "state", "failed", "modes", "reverse_kl", "modes_confident", "fd_digits",
-                     "precision_digits", "paper modes", "paper KL"])
+            columns=["label", "state", "modes", "reverse_kl", "modes_confident", "fd_digits", "paper modes",
+                     "paper KL"])
 
 # %% [markdown]
 # ## Which metrics may decide a verdict

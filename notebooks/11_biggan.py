@@ -75,8 +75,7 @@ baselines = chapter.run_baselines(stored, runs)
 judgement = baselines_rules.judge(runs, baselines)
 tables.show(chapter.results_table(runs, baselines, judgement["states"]),
             rename={"label": "run", "failed": "diverged / seeds"},
-            columns=["label", "state", "failed", "fd_digits", "modes_confident", "precision_digits", "recall_digits",
-                     "modes"])
+            columns=["label", "state", "fd_digits", "modes_confident", "precision_digits", "recall_digits", "modes"])
 
 # %% [markdown]
 # Below the runs, the two baselines by the same protocol and sample count (`r3gan_core.book.baselines`): Config E's

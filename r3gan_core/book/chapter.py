@@ -227,7 +227,9 @@ def separation_view(judgement: dict[str, Any]):
     """The separation table (baselines rule 1) as the book shows it."""
     from . import tables
 
-    rows = [{"metric": r["metric"], "real data": r["real data"], "untrained": r["untrained"], "gap": r["gap"],
+    from .readings import METRIC_NAMES
+
+    rows = [{"metric": METRIC_NAMES[r["metric"]], "real data": r["real data"], "untrained": r["untrained"], "gap": r["gap"],
              "trained sd": r["trained sd"], "gap / sd": r["gap / sd"], "decides verdicts": r["separates"]}
             for r in judgement["separation"]]
     return tables.show(rows, digits=3, caption=judgement["rules"][0])
@@ -246,8 +248,8 @@ def show_runs(records: list[dict[str, Any]], grids: dict[str, Tensor | None], pr
 
     count_runs(provenance, records)
     judgement = bl.judge(records, baselines) if baselines else None
-    shown = ("label", "state", "failed", "mean over", "fd_digits", "modes_confident", "precision_digits",
-             "recall_digits", "modes", "reverse_kl")
+    shown = ("label", "state", "fd_digits", "modes_confident", "precision_digits", "recall_digits", "modes",
+             "reverse_kl")  # the state counts the seeds that diverged
     display(tables.show(results_table(records, baselines, judgement and judgement["states"]), columns=shown))
     if judgement:
         display(separation_view(judgement))
