@@ -10,7 +10,14 @@ The pages are served from 127.0.0.1; every request to another host is blocked an
 * it has math in its source (elements of class `math`) that MathJax did not typeset, or that it typeset as an
   error (`mjx-merror`),
 * an image does not load, or a table is wider than the text column (cut off or hidden behind a scroll bar at a
-  `--width` pixel window).
+  `--width` pixel window),
+* an output shows debris: a raw dict or dataclass repr (`{'r1': ...}`, `ToyConfig(dataset=...)`), or nothing at all
+  (an output cell an interactive cell left empty),
+* an explorable (r3gan_core.book.explorables) does not render, or does not answer its controls as the library
+  does: for each one the check sets the control values `explorables.INTERACTIONS` names (clicking buttons as a
+  reader would, setting sliders and selects through BokehJS), asserts that the drawn data change, reads them back
+  and compares them with the library's own computation for that setting. Screenshots of the explorable before and
+  after each move are saved beside the page's.
 
 A full-page screenshot of each page is saved under --shots. Chromium is Debian's `chromium` package
 (`apt-get install -y chromium`), driven by Playwright with that executable (Playwright downloads no browser of
@@ -54,7 +61,16 @@ INSPECT_JS = """
       wide.push(`${Math.round(r.width)}px table in a ${Math.round(column.width)}px column (${head.slice(0, 90)})`);
     }
   }
-  return {math: mathEls.length, typeset: document.querySelectorAll('mjx-container').length,
+  // Debris: a raw dict or dataclass repr in an output, or an output cell that shows nothing.
+  const debris = [];
+  for (const out of article.querySelectorAll('.cell_output')) {
+    const text = out.innerText || '';
+    const raw = text.match(/\{'[\w .+\-]+': |\b[A-Z][A-Za-z]+\([a-z_]+=/);
+    if (raw) debris.push(`raw Python repr in an output: ${text.slice(Math.max(0, raw.index - 20), raw.index + 60)}`);
+    if (!text.trim() && !out.querySelector('img, svg, canvas, table, iframe, .r3gan-explorable'))
+      debris.push('an empty output cell');
+  }
+  return {math: mathEls.length, typeset: document.querySelectorAll('mjx-container').length, debris,
           untypeset: untypeset.map(el => el.textContent.slice(0, 60)), mathErrors: errors,
           brokenImages: broken, wideTables: wide, hasMathJax: !!window.MathJax};
 }
@@ -96,6 +112,102 @@ def shot_name(page: Path, html: Path) -> str:
     return "__".join(page.relative_to(html).with_suffix(".png").parts)
 
 
+# BokehJS in the page: the document that holds an explorable's models (named "<explorable>:<model>").
+FIND_DOC_JS = """
+(name) => {
+  if (!window.Bokeh || !Bokeh.documents) return null;
+  const mine = d => [...(d.all_models || [])].some(m => m.name && m.name.startsWith(name + ':'));
+  return Bokeh.documents.findIndex(mine);
+}
+"""
+
+CONTROL_JS = """
+([doc, name, controls]) => {
+  const d = Bokeh.documents[doc], state = {}, kinds = {};
+  for (const c of controls) {
+    const m = d.get_model_by_name(name + ':' + c);
+    if (!m) continue;  // an explorable may leave a control out (one run label: no label toggle)
+    kinds[c] = m.type;
+    state[c] = ('labels' in m && 'active' in m) ? m.labels[m.active] : String(m.value);
+  }
+  return {state, kinds};
+}
+"""
+
+SET_JS = """
+([doc, name, control, value]) => {
+  const m = Bokeh.documents[doc].get_model_by_name(name + ':' + control);
+  if (!m) return `no control ${control}`;
+  if ('options' in m && !m.options.includes(value)) return `${control} has no option ${value}`;
+  if ('categories' in m && !m.categories.includes(value)) return `${control} has no value ${value}`;
+  m.value = value;
+  return null;
+}
+"""
+
+READ_JS = """
+([doc, name, sources]) => {
+  const d = Bokeh.documents[doc], out = {};
+  for (const s of sources) {
+    const m = d.get_model_by_name(name + ':' + s);
+    if (!m) { out[s] = null; continue; }
+    const data = m.data instanceof Map ? Object.fromEntries(m.data) : m.data;
+    const flat = v => Array.from(v).flatMap(e => (e !== null && typeof e === 'object' && 'length' in e)
+                                                   ? Array.from(e, Number) : [Number(e)]);
+    out[s] = Object.fromEntries(Object.entries(data).map(([k, v]) => [k, flat(v)]));
+  }
+  return out;
+}
+"""
+
+
+def check_explorables(page, shot: Path) -> list[str]:
+    """Move every explorable's controls and compare what it draws with the library (see the module docstring)."""
+    import json
+
+    from r3gan_core.book import explorables
+
+    problems: list[str] = []
+    for index, root in enumerate(page.locator(f"div.{explorables.MARKER}").all()):
+        name = root.get_attribute("data-name")
+        spec = explorables.INTERACTIONS.get(name)
+        if spec is None:
+            problems.append(f"explorable {name!r} has no interactions in explorables.INTERACTIONS")
+            continue
+        settings = json.loads(root.get_attribute("data-settings"))
+        try:
+            page.wait_for_function(f"() => ({FIND_DOC_JS})({json.dumps(name)}) >= 0", timeout=10_000)
+        except Exception:  # noqa: BLE001 - the timeout is the finding
+            problems.append(f"explorable {name!r} did not render (no Bokeh document holds its models)")
+            continue
+        doc = page.evaluate(FIND_DOC_JS, name)
+        root.scroll_into_view_if_needed()
+        root.screenshot(path=str(shot.with_name(f"{shot.stem}__{name}_0.png")))
+        before = page.evaluate(READ_JS, [doc, name, list(spec["sources"])])
+        for step, move in enumerate(spec["moves"](settings), start=1):
+            kinds = page.evaluate(CONTROL_JS, [doc, name, list(spec["controls"])])["kinds"]
+            for control, value in move.items():
+                if kinds.get(control) == "RadioButtonGroup":  # a reader's click on the button
+                    root.get_by_role("button", name=value, exact=True).click()
+                else:
+                    error = page.evaluate(SET_JS, [doc, name, control, value])
+                    if error:
+                        problems.append(f"explorable {name!r}: {error}")
+            page.wait_for_timeout(150)
+            state = page.evaluate(CONTROL_JS, [doc, name, list(spec["controls"])])["state"]
+            if any(state.get(c) != v for c, v in move.items()):
+                problems.append(f"explorable {name!r}: controls read {state} after setting {move}")
+            drawn = page.evaluate(READ_JS, [doc, name, list(spec["sources"])])
+            if drawn == before:
+                problems.append(f"explorable {name!r}: nothing drawn changed after setting {move}")
+            problems += [f"explorable {name!r}: {p}" for p in spec["check"](settings, state, drawn)]
+            root.screenshot(path=str(shot.with_name(f"{shot.stem}__{name}_{step}.png")))
+            before = drawn
+        print(f"[check_book]      explorable {name!r} (#{index}): {len(spec['moves'](settings))} moves checked "
+              "against the library", flush=True)
+    return problems
+
+
 def check_page(context, url: str, base: str, shot: Path, mathjax_timeout_ms: int) -> list[str]:
     """Load one page; return what a reader would trip on (empty when the page is fine)."""
     problems: list[str] = []
@@ -134,6 +246,8 @@ def check_page(context, url: str, base: str, shot: Path, mathjax_timeout_ms: int
     problems += [f"MathJax error: {e}" for e in seen["mathErrors"]]
     problems += [f"broken image: {src}" for src in seen["brokenImages"]]
     problems += [f"table wider than the text column: {w}" for w in seen["wideTables"]]
+    problems += seen["debris"]
+    problems += check_explorables(page, shot)
     # A window as tall as the page, so that the sticky sidebars lay out as they would for a reader (a plain
     # full-page capture stretches a 900-pixel window and crops them). Chromium caps a capture at 16,384 pixels.
     height = page.evaluate("() => document.documentElement.scrollHeight")

@@ -23,7 +23,7 @@ PYEOF
 }
 PWD_REPO=$(pwd)
 if ! "$PY" -c "import importlib, papermill, jupytext, jupyter_book, sklearn, seaborn, ipywidgets, pytest, \
-sphinx_exercise, playwright, kornia, xdist; importlib.import_module('sphinx-mathjax-offline')" >/dev/null 2>&1 \
+sphinx_exercise, playwright, kornia, xdist, bokeh; importlib.import_module('sphinx-mathjax-offline')" >/dev/null 2>&1 \
    || ! installed_here; then
   echo "[setup] installing r3gan-core with the book, test and augment extras"
   "$PY" -m pip install --quiet -e ".[book,test,augment]"
@@ -38,3 +38,11 @@ if ! "$PY" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('to
     || echo "[setup] torch-fidelity could not be installed: the tests that need it skip"
 fi
 "$PY" -m ipykernel install --user --name python3 >/dev/null 2>&1 || true
+# Debian's Chromium for ci/check_book.py (the browser check of every page and explorable), where it is missing and
+# this user may install system packages. Elsewhere the check says it has no browser and skips.
+if ! command -v chromium >/dev/null 2>&1 && [ "${R3GAN_NO_CHROMIUM:-0}" != 1 ] && command -v apt-get >/dev/null 2>&1 \
+   && [ "$(id -u)" = 0 ]; then
+  echo "[setup] installing Debian's chromium for the browser check (R3GAN_NO_CHROMIUM=1 skips this)"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "[setup] chromium could not be installed: ci/check_book.py will skip"
+fi

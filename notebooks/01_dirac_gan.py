@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from r3gan_core.convergence import dirac
+from r3gan_core.book import explorables
 from r3gan_core.book.chapter import chapter_start, write_metrics
 from r3gan_core.book.plotting import add_footer
 
@@ -86,24 +87,29 @@ print(f"largest |v_GAN - v_RpGAN| over 1000 random states and every penalty: {fi
 #
 # Each panel shows the direction of $v$ (arrows; darker = faster) and two runs of $500$ gradient steps of
 # size $h = 0.2$ from $(\theta, \psi) = (1, 1)$ (the star): **simultaneous** updates
-# $x \leftarrow x + h\,v(x)$ in red, and **alternating** updates in blue (a $D$ step, then a $G$ step
-# against the new $D$, as the training loop does). The top row is the classic GAN, the bottom row RpGAN;
-# the columns add the penalties at $\gamma = 1$.
+# $x \leftarrow x + h\,v(x)$ (red, solid), and **alternating** updates (blue, dashed: a $D$ step, then a $G$ step
+# against the new $D$, as the training loop does). The panels are RpGAN with each penalty at $\gamma = 1$; the
+# classic GAN's panels are the same pictures (the largest field difference above is printed as 0), so they are
+# computed but not drawn twice.
 
 # %%
 columns = ["none", "r1", "r2", "r1+r2"]
-fig, axes = plt.subplots(2, 4, figsize=(15, 7.6), sharex=True, sharey=True)
+fig, axes = plt.subplots(2, 2, figsize=(7.8, 7.8), sharex=True, sharey=True)
 runs = {}
-for row, loss in enumerate(dirac.LOSSES):
-    for col, penalty in enumerate(columns):
+for loss in dirac.LOSSES:
+    for ax, penalty in zip(axes.flat, columns):
         gamma = 0.0 if penalty == "none" else GAMMA
-        paths = dirac.plot_phase_portrait(axes[row, col], loss, penalty, gamma, H, STEPS, n=settings["grid"],
-                                          start=START)
+        if loss == "gan":  # the same dynamics as RpGAN: simulated for the numbers below, not drawn
+            runs.update({(loss, penalty, scheme): dirac.simulate(loss, penalty, gamma, H, STEPS, START, scheme)
+                         for scheme in dirac.SCHEMES})
+            continue
+        paths = dirac.plot_phase_portrait(ax, loss, penalty, gamma, H, STEPS, n=settings["grid"], start=START)
         runs.update({(loss, penalty, scheme): path for scheme, path in paths.items()})
-        axes[row, col].set_title(f"{loss.upper() if loss == 'gan' else 'RpGAN'} + {penalty}"
-                                 + ("" if penalty == "none" else f" ($\\gamma$={gamma:g})"), fontsize=10)
-        axes[row, col].label_outer()
-axes[0, 0].legend(loc="lower left", fontsize=8)
+        ax.set_title(f"RpGAN + {penalty}" + ("" if penalty == "none" else f" ($\\gamma$ = {gamma:g})"))
+        ax.label_outer()
+axes[0, 0].legend(loc="lower left")
+same = max(np.abs(runs[("gan", p, s)] - runs[("rpgan", p, s)]).max() for p in columns for s in dirac.SCHEMES)
+print(f"largest difference between the GAN's and RpGAN's paths over every panel: {same:.1e}")
 fig.tight_layout()
 add_footer(fig, prov)
 if out_dir:
@@ -119,13 +125,13 @@ plt.show()
 # * **R1 or R2.** In this game the two are the same penalty ($\psi^2$), and both runs fall into $(0, 0)$.
 # * **R1 + R2.** Twice the damping at the same $\gamma$: the runs head straight for the $\theta$ axis and then
 #   creep along it.
-# * **GAN vs RpGAN.** The two rows are identical. The Dirac game cannot tell the losses apart (the paper's
+# * **GAN vs RpGAN.** The paths are identical (printed above). The Dirac game cannot tell the losses apart (the paper's
 #   Sec. 2.2 says as much); the difference between them shows up with many modes (see the 2D-toys and
 #   stacked-digits chapters). Likewise R1 and R2 only come apart when the data has more than one point.
 
 # %%
 final = {key: float(np.hypot(*path[-1])) for key, path in runs.items()}
-fig, ax = plt.subplots(figsize=(7.5, 4))
+fig, ax = plt.subplots(figsize=(7.8, 4))
 for penalty, scheme, style in [("none", "simultaneous", "-"), ("none", "alternating", "-"),
                                ("r1", "simultaneous", "--"), ("r1+r2", "simultaneous", ":")]:
     radius = np.hypot(*runs[("rpgan", penalty, scheme)].T)
@@ -172,23 +178,30 @@ exact = {p: np.stack([dirac.closed_form_eigenvalues("rpgan", p, g) for g in gamm
 locus_error = max(np.abs(locus[p] - exact[p]).max() for p in locus)
 critical = {p: dirac.critical_gamma("rpgan", p) for p in ("r1", "r2", "r1+r2")}
 print(f"largest |autograd - closed form| over the sweep: {locus_error:.1e}")
-print("critical gamma (bisection on the autograd Jacobian):", {p: round(g, 8) for p, g in critical.items()})
+print("critical gamma (bisection on the autograd Jacobian): "
+      + ", ".join(f"{p} {g:.8g}" for p, g in critical.items()))
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(15, 4.3), layout="constrained")
-for ax, p in zip(axes[:2], locus):
+fig = plt.figure(figsize=(7.8, 7.4), layout="constrained")
+top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.1])
+planes = top.subplots(1, 2, sharey=True)
+for ax, p in zip(planes, locus):
     art = dirac.plot_eigenvalue_locus(ax, gammas, locus[p])
     ax.plot(exact[p].real, exact[p].imag, color="0.5", lw=0.6, zorder=0)
     ax.plot([0, 0], [-0.5, 0.5], "kx", ms=8, label=r"$\gamma = 0$: $\pm 0.5i$")
-    ax.set(title=f"{p}: eigenvalues as $\\gamma$ sweeps 0 to 3", xlim=(-6.2 if p == "r1+r2" else -3.2, 0.3))
-    ax.legend(loc="upper left", fontsize=8)
-fig.colorbar(art, ax=axes[:2], label=r"$\gamma$", shrink=0.85)
+    # Equal axes, so that the circle of radius f'(0) is a circle; the fast branch leaves the window to the left.
+    ax.set(title=f"{p}: $\\lambda$ as $\\gamma$ goes 0 to 3", xlim=(-1.6, 0.3), ylim=(-0.8, 0.8), aspect="equal")
+    ax.annotate("fast branch\ncontinues left", xy=(-1.55, 0.04), xytext=(-1.5, 0.45), fontsize=9,
+                arrowprops={"arrowstyle": "->", "color": "0.3"})
+planes[0].legend(loc="lower left", fontsize=9)
+top.colorbar(art, ax=planes, label=r"$\gamma$", shrink=0.8)
+rates = bottom.subplots()
 for p, colour in [("r1", "C0"), ("r1+r2", "C1")]:
-    axes[2].plot(gammas, locus[p].real.max(axis=1), color=colour, label=f"{p}: slowest mode")
-    axes[2].plot(gammas, locus[p].real.min(axis=1), color=colour, ls=":", label=f"{p}: fastest mode")
-    axes[2].axvline(critical[p], color=colour, lw=0.8, ls="--")
-axes[2].set(xlabel=r"$\gamma$", ylabel=r"Re $\lambda$", title="decay rates (dashed: critical damping)")
-axes[2].legend(fontsize=8)
+    rates.plot(gammas, locus[p].real.max(axis=1), color=colour, label=f"{p}: slowest mode")
+    rates.plot(gammas, locus[p].real.min(axis=1), color=colour, ls=":", label=f"{p}: fastest mode")
+    rates.axvline(critical[p], color=colour, lw=0.8, ls="--")
+rates.set(xlabel=r"$\gamma$", ylabel=r"Re $\lambda$", title="decay rates (dashed: critical damping)")
+rates.legend()
 add_footer(fig, prov)
 if out_dir:
     fig.savefig(out_dir / "eigenvalues.png", bbox_inches="tight")
@@ -219,13 +232,13 @@ plt.show()
 
 # %%
 games = [("none", 0.0), ("r1", GAMMA), ("r1+r2", GAMMA)]
-fig, axes = plt.subplots(2, 3, figsize=(14, 6.8))
+fig, axes = plt.subplots(2, 3, figsize=(7.8, 5.4))
 for row, h in enumerate((H, 1.0)):
     for ax, (penalty, gamma) in zip(axes[row], games):
         eigs = dirac.equilibrium_eigenvalues("rpgan", penalty, gamma)
         dirac.plot_stability_disc(ax, h, eigs, lim=2.5)
         radius = dirac.update_spectral_radius(eigs, [h]).item()
-        ax.set_title(f"{penalty} ($\\gamma$={gamma:g}), h={h:g}: max|1+h$\\lambda$| = {radius:.3f}", fontsize=9)
+        ax.set_title(f"{penalty}, $\\gamma$={gamma:g}, h={h:g}\nmax|1+h$\\lambda$| = {radius:.3f}", fontsize=9)
 fig.tight_layout()
 add_footer(fig, prov)
 plt.show()
@@ -239,21 +252,21 @@ plt.show()
 
 # %%
 hs = np.linspace(0.02, 4.5, settings["h_points"])
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
+fig, axes = plt.subplots(1, 2, figsize=(7.8, 3.6), sharey=True, layout="constrained")
 for ax, p in zip(axes, locus):
     rho = dirac.update_spectral_radius(locus[p], hs)
     mesh = ax.pcolormesh(gammas, hs, np.minimum(rho, 1.5).T, cmap="magma", shading="auto", vmin=0, vmax=1.5)
     ax.contour(gammas, hs, rho.T, levels=[1.0], colors="white", linewidths=1.2)
     ax.plot(GAMMA, H, "w*", ms=10)
-    ax.set(xlabel=r"$\gamma$", title=f"{p}: max |1 + h$\\lambda$| (clipped at 1.5)")
+    ax.set(xlabel=r"$\gamma$", title=f"{p}: max |1 + h$\\lambda$|")
 axes[0].set_ylabel("step size h")
-fig.colorbar(mesh, ax=axes, label=r"per-step contraction near $(0, 0)$")
+fig.colorbar(mesh, ax=axes, label=r"per-step contraction near $(0, 0)$ (clipped at 1.5)")
 add_footer(fig, prov)
 if out_dir:
     fig.savefig(out_dir / "stability_map.png", bbox_inches="tight")
 plt.show()
 max_h = {p: dirac.max_stable_step(dirac.equilibrium_eigenvalues("rpgan", p, GAMMA)) for p in ("r1", "r1+r2")}
-print(f"largest stable step at gamma = {GAMMA:g}:", {p: round(v, 4) for p, v in max_h.items()})
+print(f"largest stable step at gamma = {GAMMA:g}: " + ", ".join(f"{p} h = {v:.4g}" for p, v in max_h.items()))
 
 # %% [markdown]
 # The star is this chapter's setting ($\gamma = 1$, $h = 0.2$). With R1 alone a step up to $h = 4$ still
@@ -263,11 +276,23 @@ print(f"largest stable step at gamma = {GAMMA:g}:", {p: round(v, 4) for p, v in 
 #
 # ## Explore it yourself
 #
-# With a live kernel (open `notebooks/01_dirac_gan.py` as a notebook in Jupyter) the cell below gives sliders
-# for every knob. The static book shows the same views above; without a front-end the cell only builds the
-# controls and draws the default view once.
+# Pick a penalty, $\gamma$, the step size $h$ and the update scheme. The left view is the path from the star over
+# the vector field; the lower left the equilibrium's eigenvalues $\lambda$ with the disc $|1 + h\lambda| < 1$
+# (green: the simultaneous step converges when every eigenvalue is inside); the lower right the spectral radius
+# of one step's linearisation against $h$ (below the dashed line at 1 the scheme converges locally), with the
+# chosen $h$ marked. The sentence under it is made from the same numbers. The page needs no kernel: when this
+# chapter ran, the library computed every state the controls can name (`explorables.dirac_table`: paths by
+# `dirac.simulate_step_sizes`, eigenvalues by autograd, spectral radii of `lazy.step_jacobian`), and the page only
+# looks them up. Try R1 + R2 at $\gamma = 1$: $h = 1$ converges from $(1, 1)$? ({numref}`dirac-gan-ex-4`.)
 
-# %% tags=["remove-output"]
+# %% tags=["remove-input"]
+explorables.show(explorables.dirac_explorable(settings["explorable"]), "dirac", settings["explorable"])
+
+# %% [markdown]
+# With a live kernel (open `notebooks/01_dirac_gan.py` as a notebook in Jupyter), the notebook has one more cell,
+# hidden on this page: ipywidgets sliders for every knob, any value between the grid's, drawn by matplotlib.
+
+# %% tags=["remove-cell"]
 try:
     import ipywidgets as widgets
 except ImportError:  # the widget is an extra; the figures above teach the same without it

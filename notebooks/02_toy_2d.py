@@ -52,9 +52,10 @@ import pandas as pd
 import torch
 
 from r3gan_core.convergence import toy
-from r3gan_core.book import tables
+from r3gan_core.book import explorables, tables
 from r3gan_core.book.chapter import chapter_start, write_metrics
 from r3gan_core.book.plotting import add_footer
+from r3gan_core.report import describe_settings
 
 torch.set_num_threads(1)  # tiny MLPs: one thread is as fast as two and leaves the other core free
 # The toys train on the CPU even where a GPU is present, and the provenance says so.
@@ -66,7 +67,7 @@ out_dir = Path(artifacts_dir) if artifacts_dir else None
 #
 # * **Ring:** 8 Gaussians with means on the unit circle at angles $2\pi k/8$, $k = 0..7$, std $0.01$
 #   (PacGAN). Placing the means with `linspace(0, 2*pi, 8)` is a known bug: it repeats angle $0$ and leaves
-#   7 distinct modes (exercise 1).
+#   7 distinct modes ({numref}`toy-2d-ex-1`).
 # * **Grid:** 25 Gaussians at $\{-4, -2, 0, 2, 4\}^2$, std $0.05$.
 #
 # From 2,500 generated samples (VEEGAN / PacGAN protocol): a sample is *high quality* within 3 std of its
@@ -108,14 +109,15 @@ plt.show()
 #
 # * $\gamma = 0.1$: the low end of the paper's StackedMNIST sweep (0.1 to 100, Sec. 3.1). A small $\gamma$
 #   smooths $D$ the least, so $D$ can resolve modes of std 0.01, and it leaves $D$ the most freedom to grow
-#   steep where the fakes are, which is where the paper locates the R1-only failure. Exercise 2 tries others.
+#   steep where the fakes are, which is where the paper locates the R1-only failure. {numref}`toy-2d-ex-2` tries others.
 # * learning rate $3 \cdot 10^{-3}$ decayed by a cosine to $10^{-5}$: the paper's schedule shape (Sec. 5).
 # * steps, batch and seeds are set by the profile (printed above): the cpu profile runs two seeds of every
 #   combination, 32 runs, so that claim 4, a comparison of close numbers, is judged seed by seed.
 
 # %%
 base = toy.config_from_settings(settings)
-print(base)
+print("every run: " + describe_settings({k: v for k, v in vars(base).items()
+                                          if k not in ("dataset", "loss", "penalty", "seed")}))
 results = toy.train_grid(base, datasets=tuple(settings["datasets"]), seeds=tuple(settings["seeds"]),
                          progress=False)
 rows = toy.summary_rows(results)
@@ -139,10 +141,23 @@ for name in settings["datasets"]:
     plt.show()
 
 # %% [markdown]
-# The table has one row per run. `hq` is the high-quality fraction, `kl` the reverse KL of the
-# high-quality histogram (inf when there is none), the gradient norms are $D$'s mean
-# $\lVert\nabla_x D(x)\rVert$ on reals and on fakes over the last 10-step window, and `peak_grad_norm_fake`
-# is the largest such window mean during training.
+# ### Watch them train
+#
+# Pick a dataset, a loss and a penalty, and move the slider over training steps: the blue points are $G$'s
+# outputs for a fixed set of latents (first seed), the red crosses the true means, and the colour is $D$'s logit
+# over the window, standardised per step (red: $D$ calls it real). The page looks up states the chapter stored
+# while training (`ToyConfig.snapshot_every`, which draws no random numbers, so the runs are the ones above);
+# the sentence under it counts the modes those points cover with `toy.mode_metrics`.
+
+# %% tags=["remove-input"]
+explorable = explorables.toy_settings(base, seed=settings["seeds"][0])
+explorables.show(explorables.toy_explorable(results, explorable), "toy", explorable)
+
+# %% [markdown]
+# The table has one row per run. *HQ fraction* is the high-quality fraction, *reverse KL* the reverse KL of the
+# high-quality histogram (inf when there is none), the gradient norms $\lVert\nabla D\rVert$ are $D$'s mean
+# $\lVert\nabla_x D(x)\rVert$ on reals and on fakes over the last 10-step window, and *peak
+# $\lVert\nabla D\rVert$ fakes* is the largest such window mean during training.
 
 # %%
 table = pd.DataFrame(rows).drop(columns=["num_modes"]).set_index(["dataset", "loss", "penalty", "seed"])
@@ -196,7 +211,7 @@ print(prov)
 # ## What to take away
 #
 # * The mode metrics are only as good as their sanity check: true samples must give full coverage, about
-#   99% high quality and a KL near 0 (first cell), and a broken ring (exercise 1) is caught at once.
+#   99% high quality and a KL near 0 (first cell), and a broken ring ({numref}`toy-2d-ex-1`) is caught at once.
 # * Read the printed verdicts together with the figures and the uniform-noise reference of the first cell:
 #   a short CPU run reaches far lower high-quality fractions than PacGAN's long runs, a mode count or KL
 #   close to what noise scores says little, and one seed cannot separate close KL values.

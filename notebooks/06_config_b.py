@@ -84,6 +84,32 @@ record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, 
 # :::
 
 # %% [markdown]
+# :::{solution} config-b-ex-1
+# :class: dropdown
+# The book does not run this (three runs, about 15 minutes here):
+#
+# ```python
+# cfg = experiments.base_config("B", settings, lr=2.5e-3)
+# records, grids = experiments.run_variants(cfg, {"B, lr 2.5e-3": {}}, seeds=settings["seeds"])
+# ```
+#
+# The answer is the state column: *diverged* when the trainer's blow-up guard stopped a run (a loss, a gradient
+# norm or the logit gap past `blowup`), *did not train* or *degrading* by the book's rules, *trained* otherwise.
+# Without normalisation layers nothing bounds the activations, so a step 50 times the paper's 5e-5 is where to
+# expect trouble, but whether it comes within 64k images at 8x8 is what the run measures.
+# :::
+
+# %% [markdown]
+# :::{solution} config-b-ex-2
+# :class: dropdown
+# In `StrippedGenerator.forward` each resolution's block ends in a 1x1 "to image" convolution, and the image is
+# the running sum of those outputs, each upsampled to the next resolution before the next is added. So the 4x4
+# stage paints the coarse layout (a blurry colour field), and every later stage adds the detail its resolution can
+# carry; the final image is their sum. Print `chapter.source(StrippedGenerator.forward)` to follow it; Config D
+# removes these skips (only the last stage writes the image), which is exercise {numref}`config-d-ex-1`'s question.
+# :::
+
+# %% [markdown]
 # :::{solution-start} config-b-ex-3
 # :class: dropdown
 # :::

@@ -86,6 +86,35 @@ record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, 
 # :::
 
 # %% [markdown]
+# :::{solution} config-c-ex-1
+# :class: dropdown
+# The book does not run this at Config C (three runs, about 15 minutes here):
+#
+# ```python
+# cfg = experiments.base_config("C", settings, penalty="r1")
+# records, grids = experiments.run_variants(cfg, {"C, R1 only": {}}, seeds=settings["seeds"])
+# from r3gan_core.book import plotting
+# plotting.plot_gradient_norms(records + runs, prov)
+# ```
+#
+# Compare the fakes' curve (`grad_norm_fake`) of the two labels over seeds. The paper's diagnosis predicts that
+# with R1 only it grows while the R1 + R2 runs' stays flat. The same comparison at Config E is measured in the
+# mode-coverage chapter (RpGAN + R1 against RpGAN + R1 + R2) and in the lazy-penalties chapter's healthy-training
+# section, which is where to look for a measured answer in this book.
+# :::
+
+# %% [markdown]
+# :::{solution} config-c-ex-3
+# :class: dropdown
+# RpGAN's G loss pairs each fake with a real: $f(D(x_r) - D(G(z)))$. If G used the very batch D has just been
+# stepped on, D's scores on those reals are the ones its last update pushed up, so the differences G follows
+# carry that step's bias: G is trained against D's fit to those particular images rather than against D's view
+# of the data, the same overfitting a model shows on its training batch. A fresh real batch gives an unbiased
+# estimate of the expectation over real data that the loss is defined with (paper Eq. 2), which is why the
+# trainer draws one for the G step.
+# :::
+
+# %% [markdown]
 # :::{solution-start} config-c-ex-2
 # :class: dropdown
 # :::

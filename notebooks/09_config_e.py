@@ -34,8 +34,11 @@ artifacts_dir = None   # set by ci/run_chapters.py
 runs_dir = None        # set by ci/run_chapters.py: resumable run folders (a killed chapter continues there)
 
 # %% tags=["hide-input"]
+import dataclasses
+
 from r3gan_core.book import chapter, experiments
 from r3gan_core.networks import network_config
+from r3gan_core.report import describe_settings
 from r3gan_core.networks.resnet import ResNetConfig
 
 settings, prov, stored = chapter.chapter_start("config_e", profile, retrain=retrain)
@@ -50,7 +53,7 @@ chapter.source(ResNetConfig.hidden, ResNetConfig.groups)
 
 # %%
 for config in "DE":
-    print(config, network_config(config, "ffhq256"))
+    print(f"Config {config}: " + describe_settings(dataclasses.asdict(network_config(config, "ffhq256"))))
 
 # %% [markdown]
 # ## Training Config E
@@ -83,6 +86,46 @@ record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, 
 # :label: config-e-ex-3
 # The paper's ImageNet presets use 32 channels per group instead of 16. Build `imagenet64` with
 # `channels_per_group=16` and compare the parameter count with the paper's 103.6 M.
+# :::
+
+# %% [markdown]
+# :::{solution} config-e-ex-1
+# :class: dropdown
+# The book does not run this (three runs, about 15 minutes here):
+#
+# ```python
+# cfg = experiments.base_config("E", settings, network={"channels_per_group": None})
+# records, grids = experiments.run_variants(cfg, {"E, dense 3x3": {}}, seeds=settings["seeds"])
+# ```
+#
+# The two changes from D to E are grouping (`channels_per_group`) and the inverted bottleneck (`expansion`). This
+# run keeps the bottleneck and drops the grouping, so: if it lands with E, grouping did not matter and the
+# bottleneck did; if it lands with D, grouping did. Decide "lands with" by the verdict rule on the separating
+# metrics; the roadmap chapter's D-E comparison gives the spread to beat.
+# :::
+
+# %% [markdown]
+# :::{solution-start} config-e-ex-3
+# :class: dropdown
+# :::
+# Built on the meta device (nothing is allocated), the two settings of `channels_per_group` give:
+
+# %%
+import torch
+
+from r3gan_core.networks import build
+from r3gan_core.networks.anatomy import count_parameters
+
+for cpg in (32, 16):
+    with torch.device("meta"):
+        G, D = build("E", "imagenet64", conditional=True, channels_per_group=cpg)
+    print(f"channels_per_group {cpg}: G {count_parameters(G) / 1e6:.1f} M, D {count_parameters(D) / 1e6:.1f} M "
+          "(paper: 103.6 M and 107.2 M at 32)")
+
+# %% [markdown]
+# Halving the channels per group doubles the number of groups, which halves the grouped 3x3's parameters; the 1x1
+# convolutions around it do not change, so the total falls by less than the 3x3's share.
+# :::{solution-end}
 # :::
 
 # %% [markdown]

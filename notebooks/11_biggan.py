@@ -21,12 +21,12 @@
 #
 # 1. **Truncation trick** (BigGAN Sec. 3.1): resample latent entries with |z| above a threshold. It trades
 #    diversity for fidelity: IS rises, FID first improves, then worsens.
-# 2. **Spectral monitoring** (BigGAN Sec. 4.1): the top singular value sigma_0 of each weight, by power
-#    iteration. In BigGAN, sigma_0 of a few G layers (the first one most) grows through training and explodes
+# 2. **Spectral monitoring** (BigGAN Sec. 4.1): the top singular value $\sigma_0$ of each weight, by power
+#    iteration. In BigGAN, $\sigma_0$ of a few G layers (the first one most) grows through training and explodes
 #    at collapse; D's spectra are noisy and jump.
-# 3. **Orthogonal regularisation** (BigGAN Eq. 3): beta ||W^T W (.) (1 - I)||_F^2 with beta = 1e-4, which BigGAN
+# 3. **Orthogonal regularisation** (BigGAN Eq. 3): $\beta\,\lVert W^\top W \odot (\mathbf{1} - I)\rVert_F^2$ with $\beta = 10^{-4}$, which BigGAN
 #    credits for making G *amenable to truncation*.
-# 4. **Penalty strength** (BigGAN Sec. 4.1): R1 with gamma = 10 stabilised their D but cost about 45% of the
+# 4. **Penalty strength** (BigGAN Sec. 4.1): R1 with $\gamma = 10$ stabilised their D but cost about 45% of the
 #    Inception Score.
 #
 # Quality is measured in the digit classifier's feature space: **FD-digits** (a Frechet distance, not an FID),
@@ -58,9 +58,9 @@ smoke_note = "(smoke profile: a few hundred images per run; this only exercises 
 # %% [markdown]
 # ## The runs: Config E, one recipe, a few changes
 #
-# Every run is Config E at the profile's preset with its own recipe (RpGAN, R1 + R2 with gamma 1 -> 0.1), sigma_0
+# Every run is Config E at the profile's preset with its own recipe (RpGAN, R1 + R2 with $\gamma$ from 1 to 0.1), $\sigma_0$
 # of every G and D weight measured every `spectral_every` images; `biggan_study.study_variants` names what each
-# run changes: orthogonal regularisation, R1 alone, a constant gamma, or BigGAN's own R1 at gamma 10. Each
+# run changes: orthogonal regularisation, R1 alone, a constant $\gamma$, or BigGAN's own R1 at $\gamma = 10$. Each
 # variant trains with every seed of the profile, two runs side by side.
 
 # %%
@@ -149,9 +149,9 @@ if profile == "smoke":
     print(smoke_note)
 
 # %% [markdown]
-# ## 2. Spectral monitoring: does sigma_0 announce a collapse?
+# ## 2. Spectral monitoring: does $\sigma_0$ announce a collapse?
 #
-# BigGAN tracked the top singular value of every weight and found that G's first layer's sigma_0 climbs and then
+# BigGAN tracked the top singular value of every weight and found that G's first layer's $\sigma_0$ climbs and then
 # explodes when training collapses. The trainer measures it by power iteration (`spectral_every`,
 # `spectral_iters`), the estimate spectral normalisation uses:
 
@@ -160,7 +160,7 @@ chapter.source(biggan.top_singular_value)
 
 # %% [markdown]
 # To see a collapse we need a run that fails. The paper's Table 1 says RpGAN with R1 *alone* diverges on stacked
-# digits; so it trained beside the recipe, measuring the same spectra. Each panel shows sigma_0 of every weight of
+# digits; so it trained beside the recipe, measuring the same spectra. Each panel shows $\sigma_0$ of every weight of
 # one network over training of the first seed (log scale), coloured from the input side (dark) to the output side
 # (yellow); the first layer is black (in G, the linear map from z to the 4x4 input); a red dashed line marks a
 # divergence by the chapter's rule (`profiles.BLOWUP`).
@@ -174,7 +174,7 @@ biggan_study.keep_figure(fig, artifacts_dir, "spectra")
 plt.show()
 
 # %% [markdown]
-# The verdicts are computed from the spectra of every seed: a layer "blew up" when its sigma_0 at least doubled
+# The verdicts are computed from the spectra of every seed: a layer "blew up" when its $\sigma_0$ at least doubled
 # over the second half of the measurements (the second half, because zero-initialised residual convs grow from
 # nothing by design).
 
@@ -217,12 +217,12 @@ if profile == "smoke":
 # %% [markdown]
 # ## 4. Penalty strength: stability against quality
 #
-# BigGAN tried R1 on its discriminator: gamma = 10 stabilised training, at the price of about 45% of the
-# Inception Score. R3GAN's recipe uses R1 + R2 and anneals gamma. Here gamma is held constant at each value of the
+# BigGAN tried R1 on its discriminator: $\gamma = 10$ stabilised training, at the price of about 45% of the
+# Inception Score. R3GAN's recipe uses R1 + R2 and anneals $\gamma$. Here $\gamma$ is held constant at each value of the
 # sweep (R1 + R2, everything else as above). Stability is whether the run survives, how large D's gradient on
 # fakes got over the second half of training (the paper's diagnosis of failing runs) and how much the spectra
 # grew; quality is FD-digits, precision and recall, and `fd_cost_pct` is how much worse FD-digits is than the
-# best gamma's mean.
+# best $\gamma$'s mean.
 
 # %%
 gamma_runs = [r for r in runs if r["label"] in {biggan_study.gamma_label(g) for g in settings["gammas"]}]
@@ -241,8 +241,8 @@ if profile == "smoke":
     print(smoke_note)
 
 # %% [markdown]
-# BigGAN's own setting was R1 *alone* at gamma = 10. It trained beside the sweep; here it is next to the
-# R1 + R2 runs at the same gamma and next to R1 alone under the recipe's annealed gamma.
+# BigGAN's own setting was R1 *alone* at $\gamma = 10$. It trained beside the sweep; here it is next to the
+# R1 + R2 runs at the same $\gamma$ and next to R1 alone under the recipe's annealed $\gamma$.
 
 # %%
 biggan_rows = biggan_study.gamma_sweep_rows(
@@ -284,7 +284,7 @@ record = chapter.finish_chapter(
 # :::{exercise}
 # :label: biggan-ex-3
 # Did the regulariser do its job? Compare `biggan.orthogonal_penalty_total` of `G_stable` and `G_ortho`
-# (with beta = 1, so the numbers are readable).
+# (with $\beta = 1$, so the numbers are readable).
 # :::
 #
 # :::{exercise}
@@ -337,7 +337,7 @@ for iters in (1, 5, 50):
 
 # %%
 for name, G in (("without", G_stable), ("with ortho", G_ortho)):
-    print(f"{name}: sum ||W W^T (.) (1 - I)||_F^2 = {biggan.orthogonal_penalty_total(G.cpu(), 1.0).item():.4g}")
+    print(f"{name}: orthogonality penalty at β = 1, summed over layers: {biggan.orthogonal_penalty_total(G.cpu(), 1.0).item():.4g}")
 
 # %% [markdown]
 # :::{solution-end}

@@ -34,7 +34,7 @@ runs_dir = None        # set by ci/run_chapters.py: resumable run folders (a kil
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 
-from r3gan_core.book import chapter, comparisons, experiments, lazy_study, tables
+from r3gan_core.book import chapter, comparisons, experiments, explorables, lazy_study, tables
 from r3gan_core.convergence import lazy
 
 settings, prov, stored = chapter.chapter_start("lazy_penalties", profile, retrain=retrain)
@@ -64,6 +64,16 @@ fig = lazy_study.plot_dirac_study(dirac, prov)
 plt.show()
 dirac_reading = lazy_study.dirac_reading(dirac)
 chapter.print_reading(dirac_reading)
+
+# %% [markdown]
+# Move the interval $k$ and the step size $h$ below: the left view is the map above with the chosen point, the right
+# one the distance to the equilibrium after each period of a simulated run started $10^{-3}$ from it
+# (`lazy.simulate_lazy`, computed when the chapter ran; the page only looks it up).
+
+# %% tags=["remove-input"]
+explorable = explorables.lazy_settings(dirac, settings["explorable"]["hs"], settings["explorable"]["ks"],
+                                       settings["explorable"]["periods"])
+explorables.show(explorables.lazy_explorable(dirac, explorable), "lazy", explorable)
 
 # %% [markdown]
 # So the maintainers' warning has a precise form: lazy regularisation keeps local convergence while k·h·c stays

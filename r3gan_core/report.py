@@ -97,6 +97,29 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def describe_settings(settings: dict[str, Any], width: int = 110) -> str:
+    """Settings as a reader reads them, not as a Python dict: `key value` pairs joined by " · ", a nested group in
+    parentheses, a long list as its length and range, wrapped at `width` characters."""
+    def value_text(value: Any) -> str:
+        if isinstance(value, dict):
+            inner = "; ".join(f"{str(k).replace('_', ' ')} {value_text(v)}" for k, v in value.items())
+            return f"({inner})" if inner else "none"
+        if isinstance(value, (list, tuple)):
+            if len(value) > 8 and all(isinstance(v, (int, float)) for v in value):
+                return f"{len(value)} values from {min(value):g} to {max(value):g}"
+            return ", ".join(value_text(v) for v in value) if value else "none"
+        if isinstance(value, float):
+            return f"{value:g}"
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10_000:
+            return f"{value:,}"
+        return "none" if value is None else str(value)
+
+    import textwrap
+
+    text = " · ".join(f"{key.replace('_', ' ')} {value_text(value)}" for key, value in settings.items())
+    return "\n".join(textwrap.wrap(text, width=width, subsequent_indent="  ", break_on_hyphens=False))
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     """Write through a temporary file beside `path`; on success fsync and rename it over `path`.

@@ -6,6 +6,7 @@
   comparisons   verdicts against the paper's tables, each by a stated rule
   biggan_study  the BigGAN chapter's runs, truncation sweep and spectra
   plotting      figures with provenance footers
+  explorables   interactive views for the rendered pages (Bokeh; every state computed here, looked up there)
   paper         the paper's tables as data
 
     from r3gan_core.book import chapter, experiments

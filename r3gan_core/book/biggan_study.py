@@ -384,7 +384,7 @@ def plot_spectra(records: list[dict[str, Any]], provenance) -> Any:
     """
     import matplotlib.pyplot as plt
 
-    from .plotting import add_footer
+    from .plotting import add_footer, images_axis
 
     fig, axes = plt.subplots(len(records), 2, figsize=(10, 2.9 * len(records)), squeeze=False, sharex=True)
     for row, record in zip(axes, records):
@@ -399,10 +399,10 @@ def plot_spectra(records: list[dict[str, Any]], provenance) -> Any:
             if record["status"] != "ok":
                 ax.axvline(record["images_seen"], color="red", ls="--", label="diverged")
             ax.set_yscale("log")
-            ax.set_title(f"{record['label']}: sigma_0 of {net}'s weights", fontsize=10)
+            ax.set_title(f"{record['label']}: $\\sigma_0$ of {net}'s weights", fontsize=10)
             ax.legend(fontsize=7, loc="best")
-    for ax in axes[-1]:
-        ax.set_xlabel("real images seen by D")
+    for ax in axes.flat:
+        images_axis(ax)
     fig.tight_layout()
     return add_footer(fig, provenance)
 

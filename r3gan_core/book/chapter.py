@@ -14,7 +14,7 @@ from typing import Any
 from torch import Tensor
 
 from .experiments import save_grids, summary_table
-from ..report import jsonable, read_json, write_metrics
+from ..report import describe_settings, jsonable, read_json, write_metrics
 
 __all__ = ["ROADMAP_COLUMNS", "chapter_start", "count_runs", "describe_published", "export_generators",
            "finish_chapter", "print_reading", "published_results", "recipe_table", "results_table", "run_baselines", "run_generators",
@@ -27,8 +27,9 @@ ROADMAP_COLUMNS = ("fd_digits", "modes", "reverse_kl", "modes_confident", "preci
 
 RESULTS = Path(__file__).resolve().parents[2] / "results"  # r3gan_core/book/chapter.py -> the repository
 TRAINED_PROFILES = ("cpu", "gpu")  # profiles whose runs are published under results/<chapter>/<profile>/
-# Settings that do not change what a run computes (how it is scheduled on the machine): ignored by the stale check.
-SCHEDULING_KEYS = ("threads", "workers")
+# Settings that do not change what a run computes (how it is scheduled on the machine, or what the page's explorable
+# computes from the stored results at build time): ignored by the stale check.
+SCHEDULING_KEYS = ("threads", "workers", "explorable")
 
 
 def results_dir(chapter: str, profile: str, root: str | Path | None = None) -> Path:
@@ -112,7 +113,7 @@ def chapter_start(chapter: str, profile: str, device: str | None = None, retrain
             torch.set_num_threads(settings["threads"])
         prov = Provenance.start(chapter, profile, pick_device() if device is None else device)
     print(prov)
-    print("settings:", settings)
+    print("settings: " + describe_settings(settings))
     plotting.set_style()
     return settings, prov, stored
 
@@ -235,6 +236,30 @@ def separation_view(judgement: dict[str, Any]):
     return tables.show(rows, digits=3, caption=judgement["rules"][0])
 
 
+def real_samples(records: list[dict[str, Any]], n: int = 16) -> Tensor | None:
+    """n real images of the runs' dataset (the first record's), to show beside their samples; None when the
+    records do not name one."""
+    from ..data import load_dataset
+
+    spec = next((r.get("settings", {}).get("dataset") for r in records if r.get("settings", {}).get("dataset")), None)
+    if spec is None:
+        return None
+    images = load_dataset(spec, max_items=n).images
+    return images[:n]
+
+
+def show_runs_explorable(records: list[dict[str, Any]], grids: dict[str, Tensor | None], provenance,
+                         baselines: dict[str, Any] | None = None) -> None:
+    """The runs explorable (explorables.runs_explorable) of these records, for the rendered page: a run toggle and
+    an images-seen slider over the curves above, the final samples beside real data."""
+    from . import explorables
+
+    chapter, profile = getattr(provenance, "chapter", ""), getattr(provenance, "profile", "")
+    layout, settings = explorables.runs_explorable(chapter, profile, records, grids, baselines,
+                                                   real=real_samples(records))
+    explorables.show(layout, "runs", settings)
+
+
 def show_runs(records: list[dict[str, Any]], grids: dict[str, Tensor | None], provenance,
               baselines: dict[str, Any] | None = None, trend_metrics: tuple[str, ...] = ("fd_digits", "modes_confident"),
               ) -> dict[str, Any]:
@@ -254,11 +279,12 @@ def show_runs(records: list[dict[str, Any]], grids: dict[str, Tensor | None], pr
     if judgement:
         display(separation_view(judgement))
     if grids:
-        plotting.plot_sample_grids(grids, provenance)
+        plotting.plot_sample_grids(grids, provenance, real=real_samples(records))
         plt.show()
     plotting.plot_metric_curves(records, ("fd_digits", "modes_confident", "recall_digits"), provenance,
                                 log_y=("fd_digits",), baselines=baselines)
     plt.show()
+    show_runs_explorable(records, grids, provenance, baselines)
     plotting.plot_gradient_norms(records, provenance)
     plt.show()
     if judgement:

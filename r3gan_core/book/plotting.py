@@ -119,18 +119,27 @@ def plot_gradient_norms(runs: list[dict], provenance: Provenance | str, hue: str
     return add_footer(fig, provenance)
 
 
-def plot_sample_grids(grids: dict[str, torch.Tensor | np.ndarray], provenance: Provenance | str,
-                      nrow: int = 8) -> plt.Figure:
-    """One panel of samples per run (label -> N x C x H x W in [-1, 1]); a missing grid shows 'no samples'."""
-    n = max(1, len(grids))
-    fig, axes = plt.subplots(1, n, figsize=(2.6 * n, 2.9), squeeze=False)
-    for ax, (label, images) in zip(axes[0], grids.items()):
+def plot_sample_grids(grids: dict[str, torch.Tensor | np.ndarray | None], provenance: Provenance | str,
+                      real: torch.Tensor | np.ndarray | None = None, per_panel: int = 16,
+                      per_row: int = 3) -> plt.Figure:
+    """Panels of `per_panel` samples (label -> N x C x H x W in [-1, 1]), `per_row` panels a row, real data first
+    when given: few and large enough to read at the text column's width. A missing grid shows 'no samples'."""
+    panels = ({"real data": real} if real is not None else {}) | dict(grids)
+    rows = -(-max(1, len(panels)) // per_row)
+    fig, axes = plt.subplots(rows, per_row, figsize=(7.8, 2.75 * rows), squeeze=False)
+    side = int(round(per_panel ** 0.5))
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (label, images) in zip(axes.flat, panels.items()):
+        ax.axis("on")
         if images is None:
             ax.text(0.5, 0.5, "no samples\n(diverged)", ha="center", va="center")
             ax.set_xticks([])
             ax.set_yticks([])
-            ax.set_title(label, fontsize=9)
+            ax.grid(False)
+            ax.set_title(label, fontsize=10)
         else:
-            show_grid(ax, images[: nrow * nrow], title=label, nrow=nrow)
+            show_grid(ax, images[:per_panel], title=label, nrow=side)
+            ax.title.set_fontsize(10)
     fig.tight_layout()
     return add_footer(fig, provenance)

@@ -71,19 +71,26 @@ CHAPTERS: dict[str, dict[str, Any]] = {
         "title": "Dirac-GAN: why GANs cycle and how R1/R2 damp them",
         # steps/h/start are the paper's demonstration (500 steps of h = 0.2 from (1, 1)), cheap even in smoke;
         # grid = quiver arrows per axis, gamma_points = the eigenvalue sweep over [0, 3], h_points = step sizes.
+        # explorable: the states the page can show (every penalty x gammas x hs x scheme), each path `steps` long.
         "smoke": {"steps": 500, "h": 0.2, "start": [1.0, 1.0], "gamma": 1.0, "grid": 9, "gamma_points": 31,
-                  "h_points": 30},
+                  "h_points": 30,
+                  "explorable": {"loss": "rpgan", "gammas": [0.0, 0.5, 1.0, 3.0], "hs": [0.05, 0.2, 1.0],
+                                 "steps": 100, "start": [1.0, 1.0], "arrows": 9, "radius_points": 40}},
         "cpu": {"steps": 500, "h": 0.2, "start": [1.0, 1.0], "gamma": 1.0, "grid": 17, "gamma_points": 121,
-                 "h_points": 150},
+                "h_points": 150,
+                "explorable": {"loss": "rpgan", "gammas": [0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0],
+                               "hs": [0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 4.0], "steps": 200, "start": [1.0, 1.0],
+                               "arrows": 15, "radius_points": 80}},
     },
     "toy_2d": {
         "title": "2D toys: GAN and RpGAN with R1, R2 on mixtures",
         # Both datasets x {gan, rpgan} x {none, r1, r2, r1+r2} per seed. MLPs width 64, depth 3, z_dim 2 (ToyConfig);
         # lr cosine lr -> lr_final; gamma on (gamma/2)(R1 + R2). cpu: 32 runs, about 3.5 min on one free CPU core.
+        # snapshot_every: G's points and D's logits kept for the explorable (no effect on training).
         "smoke": {"steps": 100, "batch": 128, "samples": 2500, "datasets": ["ring", "grid"], "seeds": [0],
-                  "gamma": 0.1, "lr": 3e-3, "lr_final": 1e-5, "log_every": 5},
+                  "gamma": 0.1, "lr": 3e-3, "lr_final": 1e-5, "log_every": 5, "snapshot_every": 25},
         "cpu": {"steps": 2000, "batch": 256, "samples": 2500, "datasets": ["ring", "grid"], "seeds": [0, 1],
-                 "gamma": 0.1, "lr": 3e-3, "lr_final": 1e-5, "log_every": 10},
+                 "gamma": 0.1, "lr": 3e-3, "lr_final": 1e-5, "log_every": 10, "snapshot_every": 200},
     },
     "anatomy": {
         "title": "Anatomy of the roadmap: configs A-E",
@@ -122,11 +129,11 @@ CHAPTERS: dict[str, dict[str, Any]] = {
         # Runs: RpGAN + R1 + R2 (the recipe), the same + orthogonal regularisation (ortho_beta), RpGAN + R1 only,
         # and R1 + R2 at each constant gamma in `gammas`; spectra of every weight every `spectral_every` images.
         # thresholds: the truncation sweep (plus no truncation); grid_count: samples per threshold in the grids.
-        # smoke: about a thousand images per run, one thread (the chapter in about a minute on 2 idle cores);
+        # smoke: 512 images per run, one thread (the chapter in about 40 s on 2 idle cores);
         # its numbers only show that every code path runs.
-        "smoke": {"preset": "stacked8", "batch": 32, "total_images": 1_024, "seeds": [0], "evaluations": 2,
+        "smoke": {"preset": "stacked8", "batch": 32, "total_images": 512, "seeds": [0], "evaluations": 2,
                   "num_samples": 1_000, "max_items": 5_000, "eval": SMOKE_EVAL, "threads": 1,
-                  "spectral_every": 64, "spectral_iters": 10, "thresholds": [0.25, 0.5, 1.0, 1.5],
+                  "spectral_every": 64, "spectral_iters": 10, "thresholds": [0.5, 1.0, 1.5],
                   "ortho_beta": 1e-4, "gammas": [0.1, 1.0, 10.0], "grid_count": 16},
         # cpu: the findings tier on 2 cores: 7 variants (the recipe, + ortho, R1 only, 3 constant gammas, BigGAN's R1
         # at gamma 10) x 3 seeds
@@ -150,13 +157,15 @@ CHAPTERS: dict[str, dict[str, Any]] = {
         "title": "What R1 + R2 cost, and what lazy regularisation gives back",
         # intervals: the stacked-digits runs of Config E's recipe (plus lazy R1 alone at the largest, and no
         # penalty); toy: the 2D mixtures at each of its intervals; dirac: the period map's stability over h and k
-        # (penalty, gamma), with simulations checked at the largest stable interval and one beyond, for each check_h.
+        # (penalty, gamma), with simulations checked at the largest stable interval and one beyond, for each check_h;
+        # explorable: the h and k its controls offer (a subset of dirac's grid) and the periods it simulates.
         "smoke": {"preset": "stacked8", "batch": 32, "total_images": 512, "seeds": [0], "evaluations": 2,
                   "num_samples": 1_000, "max_items": 5_000, "eval": SMOKE_EVAL, "threads": 1, "intervals": [1, 4, 16],
                   "toy": {"steps": 100, "batch": 128, "samples": 2500, "datasets": ["ring"], "seeds": [0],
                           "gamma": 0.1, "lr": 3e-3, "lr_final": 1e-5, "log_every": 5, "intervals": [1, 4, 16]},
                   "dirac": {"penalty": "r1+r2", "gamma": 1.0, "hs": [0.01, 0.03, 0.1, 0.3], "ks": [1, 2, 4, 8, 16],
-                            "check_hs": [0.2]}},
+                            "check_hs": [0.2]},
+                  "explorable": {"hs": [0.03, 0.3], "ks": [1, 4, 16], "periods": 10}},
         # cpu: 15 stacked-digits runs of 64k images (5 variants x 3 seeds), two one-thread runs side by side, the
         # roadmap's length and evaluation; 30 toy runs of 2,000 steps (about 3.5 min on one core).
         "cpu": {"preset": "stacked8", "batch": 64, "total_images": 64_000, "seeds": [0, 1, 2], "evaluations": 4,
@@ -165,7 +174,8 @@ CHAPTERS: dict[str, dict[str, Any]] = {
                 "toy": {"steps": 2000, "batch": 256, "samples": 2500, "datasets": ["ring", "grid"], "seeds": [0, 1, 2],
                         "gamma": 0.1, "lr": 3e-3, "lr_final": 1e-5, "log_every": 10, "intervals": [1, 2, 4, 8, 16]},
                 "dirac": {"penalty": "r1+r2", "gamma": 1.0, "hs": LAZY_DIRAC_HS,
-                          "ks": list(range(1, 65)), "check_hs": [0.01, 0.1, 0.2]}},
+                          "ks": list(range(1, 65)), "check_hs": [0.01, 0.1, 0.2]},
+                "explorable": {"hs": LAZY_DIRAC_HS[::4], "ks": [1, 2, 4, 8, 16, 32, 64], "periods": 30}},
         # gpu: one GPU, stacked16, 1 M images per run, 2 seeds (an estimate until a GPU run measures it).
         "gpu": {"preset": "stacked16", "batch": 256, "total_images": 1_000_000, "seeds": [0, 1], "evaluations": 4,
                 "num_samples": 26_000, "max_items": 50_000, "eval": {}, "threads": None, "intervals": [1, 4, 16],
@@ -173,7 +183,8 @@ CHAPTERS: dict[str, dict[str, Any]] = {
                 "toy": {"steps": 2000, "batch": 256, "samples": 2500, "datasets": ["ring", "grid"], "seeds": [0, 1, 2],
                         "gamma": 0.1, "lr": 3e-3, "lr_final": 1e-5, "log_every": 10, "intervals": [1, 2, 4, 8, 16]},
                 "dirac": {"penalty": "r1+r2", "gamma": 1.0, "hs": LAZY_DIRAC_HS,
-                          "ks": list(range(1, 65)), "check_hs": [0.01, 0.1, 0.2]}},
+                          "ks": list(range(1, 65)), "check_hs": [0.01, 0.1, 0.2]},
+                "explorable": {"hs": LAZY_DIRAC_HS[::4], "ks": [1, 2, 4, 8, 16, 32, 64], "periods": 30}},
     },
 }
 

@@ -238,8 +238,41 @@ def update_step(x: Tensor, field: VectorField, h: float, scheme: str) -> Tensor:
     """
     if scheme == "simultaneous":
         return x + h * field(x)
-    x = torch.stack((x[0], x[1] + h * field(x)[1]))  # D: psi
-    return torch.stack((x[0] + h * field(x)[0], x[1]))  # G: theta, against the new psi
+    x = torch.stack((x[..., 0], x[..., 1] + h * field(x)[..., 1]), dim=-1)  # D: psi
+    return torch.stack((x[..., 0] + h * field(x)[..., 0], x[..., 1]), dim=-1)  # G: theta, against the new psi
+
+
+def simulate_step_sizes(
+    loss: str,
+    penalty: str,
+    gamma: float,
+    hs: Sequence[float],
+    steps: int,
+    start: tuple[float, float] = (1.0, 1.0),
+    scheme: str = "simultaneous",
+) -> np.ndarray:
+    """`simulate` for several step sizes at once (one batched field evaluation per step): shape [len(hs), steps + 1, 2].
+
+    Row i equals simulate(loss, penalty, gamma, hs[i], steps, start, scheme) (tests/test_dirac.py checks it); the
+    explorable precomputes its hundreds of paths with it. Values beyond 1e6 in magnitude are kept as they come
+    (a diverging path overflows to inf and then nan, as the one-h version does).
+    """
+    require_choice("scheme", scheme, SCHEMES)
+    hs_array = np.asarray(hs, dtype=float)
+    if hs_array.ndim != 1 or len(hs_array) == 0 or np.any(hs_array <= 0):
+        raise ValueError(f"hs must be a non-empty list of step sizes > 0, got {hs!r}")
+    if int(steps) != steps or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    field = vector_field(loss, penalty, gamma)
+    h = torch.tensor(hs_array, dtype=DTYPE)
+    x = torch.tensor(start, dtype=DTYPE).expand(len(hs_array), 2).clone()
+    path = np.empty((len(hs_array), int(steps) + 1, 2))
+    path[:, 0] = x.numpy()
+    h_col = h[:, None]
+    for k in range(1, int(steps) + 1):
+        x = x + h_col * field(x) if scheme == "simultaneous" else update_step(x, field, h, scheme)
+        path[:, k] = x.numpy()
+    return path
 
 
 def field_on_grid(
@@ -258,6 +291,7 @@ def field_on_grid(
 # ----- figures shared by the Dirac-GAN chapter and any later chapter that recalls it -----
 
 SCHEME_COLOURS = {"simultaneous": "C3", "alternating": "C0"}
+SCHEME_STYLES = {"simultaneous": "-", "alternating": "--"}  # distinct, so that one path cannot hide the other
 
 def plot_phase_portrait(
     ax: plt.Axes, loss: str, penalty: str, gamma: float, h: float, steps: int, n: int = 17, lim: float = 3.5,
@@ -274,7 +308,7 @@ def plot_phase_portrait(
     for scheme in schemes:
         colour = SCHEME_COLOURS[scheme]
         path = simulate(loss, penalty, gamma, h, steps, start=start, scheme=scheme)
-        ax.plot(path[:, 0], path[:, 1], color=colour, lw=1.0, label=scheme)
+        ax.plot(path[:, 0], path[:, 1], color=colour, lw=1.4, ls=SCHEME_STYLES[scheme], label=scheme)
         ax.plot(*path[-1], "o", color=colour, ms=4)
         paths[scheme] = path
     ax.plot(*start, "k*", ms=8)
@@ -325,7 +359,7 @@ def explorer_figure(loss: str = "rpgan", penalty: str = "r1", gamma: float = 1.0
                     steps: int = 500, scheme: str = "simultaneous") -> plt.Figure:
     """One game at a glance (the chapter's widget view): phase portrait with the trajectory of `scheme`, and
     the equilibrium eigenvalues against the stability disc |1 + h lambda| < 1 (meaningful for simultaneous)."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 4.2))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7.8, 3.8))
     path = plot_phase_portrait(left, loss, penalty, gamma, h, steps, schemes=(scheme,))[scheme]
     left.set_title(f"{loss} + {penalty}, gamma={gamma:g}, h={h:g}: |x_end| = {np.hypot(*path[-1]):.3g}",
                    fontsize=9)

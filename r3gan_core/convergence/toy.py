@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from itertools import product
 from typing import Any
 
@@ -205,6 +205,9 @@ class ToyConfig:
     samples: int = 2500            # generated samples for the final metrics (VEEGAN / PacGAN use 2,500)
     blowup: float = 1e4            # divergence: a loss, a mean gradient norm or the logit gap above this
     seed: int = 0
+    snapshot_every: int = 0        # > 0: keep G's points and D's logits every this many steps (the explorable's)
+    snapshot_points: int = 160     # fixed-z samples per snapshot
+    snapshot_grid: int = 20        # D's logits on a snapshot_grid x snapshot_grid grid over the plot window
 
     def __post_init__(self) -> None:
         validate_config(self)
@@ -225,6 +228,10 @@ def validate_config(cfg: ToyConfig) -> None:
     if cfg.lr_final is not None:
         require_positive("lr_final", cfg.lr_final)
     require_positive("blowup", cfg.blowup)
+    for what in ("snapshot_every", "snapshot_points", "snapshot_grid"):
+        value = getattr(cfg, what)
+        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if what == "snapshot_every" else 2):
+            raise ValueError(f"{what} must be an int >= {0 if what == 'snapshot_every' else 2}, got {value!r}")
     if len(cfg.betas) != 2 or not all(0.0 <= float(b) < 1.0 for b in cfg.betas):
         raise ValueError(f"betas must be two numbers in [0, 1), got {cfg.betas!r}")
 
@@ -241,6 +248,7 @@ class ToyResult:
     fail_step: int | None = None
     fail_reason: str = ""
     wall_s: float = 0.0
+    snapshots: list[Snapshot] = field(default_factory=list)  # with config.snapshot_every > 0
 
     def final(self, key: str) -> float:
         """The last recorded value of history[key] (nan when nothing was recorded)."""
@@ -253,6 +261,31 @@ class ToyResult:
         if not values:
             return math.nan
         return math.inf if not all(math.isfinite(v) for v in values) else float(max(values))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """G and D at one step: G's points for a fixed z, and D's logits on a grid over the plot window."""
+
+    step: int
+    points: np.ndarray   # [snapshot_points, 2]
+    logits: np.ndarray   # [snapshot_grid, snapshot_grid]; logits[i, j] at (x_j, y_i)
+    lim: float
+
+
+def plot_limit(dataset: str) -> float:
+    """Half the side of the square every toy figure shows: 1.5 x the largest |mean coordinate|."""
+    return mixture_scale(dataset) * 1.5
+
+
+@torch.no_grad()
+def take_snapshot(cfg: ToyConfig, step: int, G: ToyGenerator, D: ToyDiscriminator, z: Tensor) -> Snapshot:
+    """G(z) and D on the plot window's grid; no effect on training (no gradient, no random numbers drawn)."""
+    lim = plot_limit(cfg.dataset)
+    axis = torch.linspace(-lim, lim, cfg.snapshot_grid)
+    ys, xs = torch.meshgrid(axis, axis, indexing="ij")
+    logits = D(torch.stack((xs.reshape(-1), ys.reshape(-1)), dim=1)).reshape(cfg.snapshot_grid, cfg.snapshot_grid)
+    return Snapshot(step=step, points=G(z).numpy().copy(), logits=logits.numpy().copy(), lim=lim)
 
 
 def build_networks(cfg: ToyConfig) -> tuple[ToyGenerator, ToyDiscriminator]:
@@ -295,6 +328,10 @@ def train_toy(cfg: ToyConfig, progress: bool = True) -> ToyResult:
     history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
     window: dict[str, float] = dict.fromkeys(HISTORY_KEYS[1:], 0.0)
     in_window, status, fail_step, reason = 0, "ok", None, ""
+    snapshots: list[Snapshot] = []
+    if cfg.snapshot_every:  # a z of its own, so that snapshots draw nothing from the training generator
+        snap_z = torch.randn(cfg.snapshot_points, cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 3))
+        snapshots.append(take_snapshot(cfg, 0, G, D, snap_z))
     bar = tqdm(range(1, cfg.steps + 1), desc=f"{cfg.dataset} {cfg.loss} {cfg.penalty}", disable=not progress,
                leave=False)
     for step in bar:
@@ -332,6 +369,8 @@ def train_toy(cfg: ToyConfig, progress: bool = True) -> ToyResult:
                 history[key].append(window[key] / in_window)
                 window[key] = 0.0
             in_window = 0
+        if cfg.snapshot_every and (step % cfg.snapshot_every == 0 or step == cfg.steps or reason):
+            snapshots.append(take_snapshot(cfg, step, G, D, snap_z))
         if reason:
             status, fail_step = "fail", step
             break
@@ -339,7 +378,7 @@ def train_toy(cfg: ToyConfig, progress: bool = True) -> ToyResult:
     samples = generate(G, cfg.samples, torch.Generator().manual_seed(cfg.seed + 2))
     return ToyResult(config=cfg, status=status, history=history, samples=samples,
                      metrics=mode_metrics(samples, cfg.dataset), fail_step=fail_step, fail_reason=reason,
-                     wall_s=time.perf_counter() - t0)
+                     wall_s=time.perf_counter() - t0, snapshots=snapshots)
 
 
 def lazy_penalty(cfg: ToyConfig, step: int) -> tuple[str, float]:
@@ -533,7 +572,7 @@ def plot_sample_grid(results: dict[RunKey, ToyResult], dataset: str, seed: int =
     import matplotlib.pyplot as plt
 
     means, std = mixture(dataset)
-    lim = float(means.abs().max()) * 1.5
+    lim = plot_limit(dataset)
     fig, axes = plt.subplots(len(losses), len(penalties), figsize=(2.6 * len(penalties), 2.7 * len(losses)),
                              squeeze=False, sharex=True, sharey=True)
     for (i, lo), (j, pe) in product(enumerate(losses), enumerate(penalties)):
