@@ -44,7 +44,7 @@ import torch
 from IPython.display import display
 
 from r3gan_core import networks
-from r3gan_core.book import tables
+from r3gan_core.book import explorables, tables
 from r3gan_core.book.chapter import chapter_start, source, write_metrics
 from r3gan_core.networks import anatomy, layers, resnet, stripped, stylegan2
 from r3gan_core.book.plotting import add_footer
@@ -197,6 +197,14 @@ grid.figure.suptitle(f"Activation variance through depth at initialisation ({PRE
 add_footer(grid.figure, prov)
 if out_dir:
     grid.figure.savefig(out_dir / "variance_through_depth.png", bbox_inches="tight")
+
+# %% [markdown]
+# One curve at a time: pick a config, a network and an initialisation (the other two initialisations stay in grey).
+# The page looks up the curves measured above.
+
+# %% tags=["remove-input"]
+explorable = {"preset": PRESET, "blocks_per_stage": BLOCKS, "batch": BATCH, "seed": 0, "configs": ["D", "E"]}
+explorables.show(explorables.variance_explorable(profile_rows, explorable), "var", explorable)
 
 # %%
 # Growth within a stage (last block / first block), the largest over stages: resampling steps excluded.

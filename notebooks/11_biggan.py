@@ -49,7 +49,8 @@ import torch
 from r3gan_core import biggan
 from IPython.display import display
 
-from r3gan_core.book import baselines as baselines_rules, biggan_study, chapter, experiments, plotting, readings, tables
+from r3gan_core.book import (baselines as baselines_rules, biggan_study, chapter, experiments, explorables, plotting,
+                             readings, tables)
 
 settings, prov, stored = chapter.chapter_start("biggan", profile, retrain=retrain)
 runs_dir = runs_dir or tempfile.mkdtemp(prefix="r3gan-biggan-")  # the truncation sweeps sample the runs' G_ema
@@ -123,6 +124,16 @@ fig = biggan_study.plot_truncation_grids({biggan_study.STABLE: sweep_grids[bigga
 plt.show()
 if profile == "smoke":
     print(smoke_note)
+
+# %% [markdown]
+# Pick a model and move the threshold: the samples are the first seed's at that threshold (the draw the sweep
+# scored), the curve is FD-digits against the threshold for every model (the chosen one in red; dashed line the
+# untrained generator, dotted real data), and the sentence gives precision, recall and FD-digits over the seeds.
+# The page looks up states this chapter computed from the stored generators.
+
+# %% tags=["remove-input"]
+layout, explorable = explorables.truncation_explorable("biggan", profile, sweeps, sweep_grids, baselines)
+explorables.show(layout, "trunc", explorable)
 
 # %% [markdown]
 # ### Why truncation greys these samples

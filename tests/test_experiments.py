@@ -104,10 +104,17 @@ def test_separation_rule_needs_every_seed_or_welch():
     assert comparisons.separated([9], [1], higher_is_better=True) == (False, "one seed each: cannot separate")
 
 
+@pytest.mark.parametrize("mean, sd, text", [(0.0001333, 0.00023, "0.00013 ± 0.00023"), (115.43, 9.52, "115.4 ± 9.5"),
+                                             (800.3, 22.4, "800 ± 22"), (12345.0, 440.0, "12,340 ± 440"),
+                                             (0.092, 0.0035, "0.0920 ± 0.0035"), (5.0, None, "5")])
+def test_a_mean_is_rounded_to_what_its_spread_supports(mean, sd, text):
+    assert experiments.spread_text(mean, sd) == text
+
+
 def test_summary_table_marks_fail_and_averages_seeds():
     records = [_record("x", modes=10, seed=0), _record("x", modes=20, seed=1), _record("y", "diverged")]
     table = experiments.summary_table(records, ("modes",))
-    assert table.loc["x", "modes"].startswith("15 ±") and table.loc["x", "mean over"] == "2 seeds"
+    assert table.loc["x", "modes"] == "15.0 ± 7.1" and table.loc["x", "mean over"] == "2 seeds"
     assert table.loc["y", "modes"] == "fail" and table.loc["y", "failed"] == "1/1"
 
 

@@ -206,3 +206,30 @@ def test_stored_runs_on_a_page_are_checked_against_the_results_folder():
     edited[0]["evaluations"][-1]["fd_digits"] += 1
     controls = {"images": str(digest[0]["evaluations"][-1]["images_seen"])}
     assert "not the stored results" in " ".join(explorables.runs_check({**settings, "runs": edited}, controls, {}))
+
+
+def test_the_truncation_check_uses_the_sweeps_mean_over_seeds():
+    rows = [{"seed": s, "threshold": t, "precision_digits": 0.1 * s, "recall_digits": 0.2, "fd_digits": fd}
+            for s, fds in ((0, (10.0, 30.0)), (1, (20.0, 50.0))) for t, fd in zip((None, 0.5), fds)]
+    grids = {"M": {"none": torch.zeros(16, 3, 8, 8), "0.5": torch.zeros(16, 3, 8, 8)}}
+    layout, settings = explorables.truncation_explorable("x", "smoke", {"M": rows}, grids, None)
+    assert settings["order"] == ["0.5", "none"]
+    assert explorables.truncation_stats({"M": rows})["M"]["0.5"]["fd_digits"] == pytest.approx(
+        (40.0, np.std([30.0, 50.0], ddof=1), 2))
+    _, lookups = models_of(layout)
+    assert lookups["marks"]["M|none"] == 15.0
+    good = {"mark_fd_digits": {"x": [1], "y": [15.0]}}
+    assert explorables.truncation_check(settings, {"model": "M", "threshold": "none"}, good) == []
+    assert explorables.truncation_check(settings, {"model": "M", "threshold": "0.5"}, good)
+
+
+def test_the_variance_explorable_holds_the_seeded_profile_the_check_recomputes():
+    from r3gan_core.networks import anatomy
+
+    rows = anatomy.init_variance_profile("E", "digits16", blocks_per_stage=1, batch=4)
+    settings = {"preset": "digits16", "blocks_per_stage": 1, "batch": 4, "seed": 0, "configs": ["E"]}
+    _, lookups = models_of(explorables.variance_explorable(rows, settings))
+    init = anatomy.INIT_SCHEMES[-1]
+    drawn = {"curve": {"y": lookups["curves"][f"E|D|{init}"]}}
+    assert explorables.variance_check(settings, {"config": "E", "network": "D", "init": init}, drawn) == []
+    assert explorables.variance_check(settings, {"config": "E", "network": "G", "init": init}, drawn)

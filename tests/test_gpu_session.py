@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.full  # 35 s: it executes config_e's smoke chapter again (the smoke book already did) and benchmarks A-E
 def test_gpu_session_dry_run(tmp_path):
     env = dict(os.environ, OUT=str(tmp_path), PYTHON=sys.executable)
     proc = subprocess.run(["bash", str(REPO / "ci" / "gpu_session.sh"), "--dry-run"], cwd=REPO, env=env,

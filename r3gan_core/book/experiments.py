@@ -270,6 +270,18 @@ def run_variants(base: TrainConfig, variants: dict[str, dict[str, Any]], seeds: 
     return records, grids
 
 
+def spread_text(mean: float, sd: float | None) -> str:
+    """'mean ± sd', rounded to what the spread supports: sd to two significant digits and the mean to the same
+    decimal place (0.0001333 ± 0.00023 reads 0.00013 ± 0.00023, 115.43 ± 9.52 reads 115.4 ± 9.5); a single value
+    (sd None) or no spread at all keeps four significant digits."""
+    if sd is None or not math.isfinite(sd) or sd == 0 or not math.isfinite(mean):
+        return f"{mean:.4g}" if sd is None else f"{mean:.4g} ± {sd:.2g}"
+    quantum = 10.0 ** (math.floor(math.log10(abs(sd))) - 1)
+    decimals = max(0, -int(math.floor(math.log10(quantum) + 1e-9)))
+    mean_r, sd_r = round(mean / quantum) * quantum, round(sd / quantum) * quantum
+    return f"{mean_r:,.{decimals}f} ± {sd_r:,.{decimals}f}"
+
+
 def summary_table(records: list[dict[str, Any]], columns: tuple[str, ...]):
     """Mean ± sd over the seeds that did not fail, per label, as a DataFrame. `failed` reads "k/n" (seeds that
     diverged by the trainer's rule), `mean over` how many seeds the other columns average; 'fail' where all did."""
@@ -283,8 +295,8 @@ def summary_table(records: list[dict[str, Any]], columns: tuple[str, ...]):
                                "mean over": f"{len(ok)} seed{'s' if len(ok) != 1 else ''}"}
         for c in columns:
             vals = pd.to_numeric(ok[c], errors="coerce").dropna()
-            row[c] = "fail" if vals.empty else (f"{vals.mean():.4g}" if len(vals) == 1
-                                               else f"{vals.mean():.4g} ± {vals.std(ddof=1):.2g}")
+            row[c] = "fail" if vals.empty else spread_text(float(vals.mean()),
+                                                           float(vals.std(ddof=1)) if len(vals) > 1 else None)
         rows.append(row)
     return pd.DataFrame(rows).set_index("label")
 

@@ -684,6 +684,222 @@ def stored_digest(settings: dict[str, Any]) -> list[dict[str, Any]] | None:
 
 
 # ----------------------------------------------------------------------------------------------------------
+# BigGAN's truncation: a model toggle and a threshold slider over the stored sweeps and the first seed's grids
+
+TRUNCATION_SHOWN = ("precision_digits", "recall_digits", "fd_digits")
+
+
+def truncation_stats(sweeps: dict[str, list[dict[str, Any]]], metrics: Sequence[str] = TRUNCATION_SHOWN
+                     ) -> dict[str, dict[str, dict[str, tuple[float, float, int]]]]:
+    """model -> threshold name -> {metric: (mean, sd, n)} over the seeds of the sweep rows."""
+    from .biggan_study import threshold_name
+
+    out: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for model, rows in sweeps.items():
+        for row in rows:
+            cell = out.setdefault(model, {}).setdefault(threshold_name(row["threshold"]), {m: [] for m in metrics})
+            for m in metrics:
+                value = row.get(m)
+                if value is not None and np.isfinite(float(value)):
+                    cell[m].append(float(value))
+    return {model: {t: {m: (float(np.mean(v)) if v else float("nan"), float(np.std(v, ddof=1)) if len(v) > 1
+                            else 0.0, len(v)) for m, v in cell.items()} for t, cell in cells.items()}
+            for model, cells in out.items()}
+
+
+def truncation_explorable(chapter: str, profile: str, sweeps: dict[str, list[dict[str, Any]]],
+                          grids: dict[str, dict[str, Any]], baselines: dict | None):
+    """The BigGAN truncation explorable; returns (layout, settings)."""
+    layouts, models, plotting = _bokeh()
+    from ..report import jsonable
+    from ..sampling import image_grid
+    from .biggan_study import rows_thresholds, threshold_name
+    from .readings import METRIC_NAMES
+
+    stats = truncation_stats(sweeps)
+    names = list(stats)
+    order = [threshold_name(t) for t in rows_thresholds(next(iter(sweeps.values())))]  # tightest first, none last
+    levels = baseline_levels(baselines, TRUNCATION_SHOWN)
+    m0, t0 = names[0], order[-1]
+    texts, marks = {}, {}
+    for model in names:
+        for t in order:
+            cell = stats[model].get(t)
+            if cell is None:
+                continue
+            key = state_key(model, t)
+            marks[key] = cell["fd_digits"][0]
+            n = max(c[2] for c in cell.values())
+            parts = ", ".join(f"{METRIC_NAMES.get(m, m)} {spread_text_short(*cell[m][:2])}" for m in TRUNCATION_SHOWN)
+            where = "no truncation" if t == "none" else f"truncation at {t}"
+            texts[key] = html.escape(f"{model}, {where} ({n} seed{'s' if n != 1 else ''}): {parts}." + (
+                f" Untrained FD-digits {levels['untrained']['fd_digits']:.3g}, real data "
+                f"{levels['real']['fd_digits']:.3g}." if levels else ""))
+    images = {state_key(model, t): rgba(image_grid(g[:16], nrow=4)) for model, by_t in grids.items()
+              for t, g in by_t.items() if t in order}
+    store, alias = columns_store(images, "trunc:grid_table", images=True)
+    key0 = state_key(m0, t0)
+    shown = models.ColumnDataSource({"image": store.data[alias[key0]]}, name="trunc:grid")
+    panel = plotting.figure(width=300, height=300, title="samples of the first seed (16)", tools="",
+                            x_range=(0, 1), y_range=(0, 1), toolbar_location=None)
+    panel.axis.visible, panel.grid.visible = False, False
+    panel.image_rgba(image="image", x=0, y=0, dw=1, dh=1, source=shown)
+    xs = list(range(len(order)))
+    curve = plotting.figure(width=440, height=300, y_axis_type="log", title="FD-digits against the threshold",
+                            x_axis_label="threshold (none = untruncated)", tools="pan,wheel_zoom,reset")
+    curve.xaxis.ticker = models.FixedTicker(ticks=xs)
+    curve.xaxis.major_label_overrides = {i: t for i, t in enumerate(order)}
+    lines = {}
+    for model in names:
+        ys = [stats[model].get(t, {"fd_digits": (float("nan"),)})["fd_digits"][0] for t in order]
+        lines[model] = curve.line(xs, ys, line_width=3 if model == m0 else 1,
+                                  color="#c0392b" if model == m0 else "#95a5a6")
+    if levels:
+        for which, dash in (("untrained", "dashed"), ("real", "dotted")):
+            curve.add_layout(models.Span(location=levels[which]["fd_digits"], dimension="width", line_dash=dash,
+                                         line_color="#2c3e50"))
+            curve.scatter([0], [levels[which]["fd_digits"]], alpha=0)
+    point = models.ColumnDataSource({"x": [order.index(t0)], "y": [marks[key0]]}, name="trunc:mark_fd_digits")
+    curve.scatter("x", "y", source=point, size=11, color="#c0392b")
+    choose = models.Select(title="model", value=m0, options=names, name="trunc:model", width=300)
+    slider = models.CategoricalSlider(title="truncation threshold", categories=order, value=t0,
+                                      name="trunc:threshold", width=300)
+    readout = models.Div(text=texts[key0], name="trunc:readout", width=760)
+    callback = models.CustomJS(args=dict(choose=choose, slider=slider, shown=shown, store=store, point=point,
+                                         lines=lines, readout=readout, order=order,
+                                         lookups={"grids": alias, "marks": marks, "texts": texts}), code=TRUNC_JS)
+    choose.js_on_change("value", callback)
+    slider.js_on_change("value", callback)
+    layout = layouts.column(layouts.row(choose, slider), layouts.row(panel, curve), readout)
+    settings = {"chapter": chapter, "profile": profile, "sweeps": jsonable(sweeps), "order": order}
+    return layout, settings
+
+
+def spread_text_short(mean: float, sd: float) -> str:
+    from .experiments import spread_text
+
+    return spread_text(mean, sd if sd else None)
+
+
+TRUNC_JS = """
+const key = [choose.value, slider.value].join('|');
+if (lookups.grids[key] !== undefined) shown.data = {image: store.data[lookups.grids[key]]};
+point.data = {x: [order.indexOf(slider.value)], y: [lookups.marks[key]]};
+for (const [model, line] of Object.entries(lines)) {
+  line.glyph.line_width = model === choose.value ? 3 : 1;
+  line.glyph.line_color = model === choose.value ? '#c0392b' : '#95a5a6';
+}
+readout.text = lookups.texts[key];
+"""
+
+
+def truncation_moves(settings: dict[str, Any]) -> list[dict[str, str]]:
+    models_ = list(settings["sweeps"])
+    return [{"model": models_[0], "threshold": settings["order"][0]},
+            {"model": models_[-1], "threshold": settings["order"][-2 if len(settings["order"]) > 1 else 0]}]
+
+
+def truncation_check(settings: dict[str, Any], controls: dict[str, str], drawn: dict[str, dict[str, list]]
+                     ) -> list[str]:
+    """The marked FD-digits is the mean over seeds of the sweep rows at that setting; for stored results the sweeps
+    on the page are the stored ones."""
+    from ..report import jsonable
+    from .chapter import published_results
+
+    problems = []
+    if settings.get("profile") in ("cpu", "gpu"):
+        record = published_results(settings["chapter"], settings["profile"])
+        if record is not None and jsonable(record["metrics"]["truncation"]) != settings["sweeps"]:
+            problems.append("the page's truncation sweeps are not the stored ones")
+    want = truncation_stats(settings["sweeps"])[controls["model"]][controls["threshold"]]["fd_digits"][0]
+    got = drawn.get("mark_fd_digits", {}).get("y", [None])[0]
+    if got is None or not np.isclose(got, want, rtol=1e-9):
+        problems.append(f"FD-digits at {controls}: page {got}, library {want}")
+    if drawn.get("mark_fd_digits", {}).get("x", [None])[0] != settings["order"].index(controls["threshold"]):
+        problems.append(f"the marker for {controls} is not at its threshold")
+    return problems
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Anatomy: the variance through depth of each config, network and initialisation
+
+def variance_explorable(rows: list[dict[str, Any]], settings: dict[str, Any]):
+    """Config, network and initialisation controls over `anatomy.init_variance_profile` rows (settings: preset,
+    blocks_per_stage, batch, seed, configs): the chosen curve in red over the others of that config and network."""
+    layouts, models, plotting = _bokeh()
+
+    configs = list(dict.fromkeys(r["config"] for r in rows))
+    networks = list(dict.fromkeys(r["network"] for r in rows))
+    inits = list(dict.fromkeys(r["init"] for r in rows))
+    curves = {state_key(c, n, i): [r["variance"] for r in rows if (r["config"], r["network"], r["init"]) == (c, n, i)]
+              for c in configs for n in networks for i in inits}
+    depths = {state_key(c, n, i): [r["depth"] for r in rows if (r["config"], r["network"], r["init"]) == (c, n, i)]
+              for c in configs for n in networks for i in inits}
+    c0, n0, i0 = configs[-1], networks[-1], inits[-1]
+    key0 = state_key(c0, n0, i0)
+    chosen = models.ColumnDataSource({"x": depths[key0], "y": curves[key0]}, name="var:curve")
+    others = {i: models.ColumnDataSource({"x": depths[state_key(c0, n0, i)], "y": curves[state_key(c0, n0, i)]})
+              for i in inits}
+    view = plotting.figure(width=520, height=340, y_axis_type="log", tools="pan,wheel_zoom,reset",
+                           title="residual-block output variance at initialisation (grey: the other inits)",
+                           x_axis_label="residual block, forward order", y_axis_label="output variance")
+    for i in inits:
+        view.line("x", "y", source=others[i], color="#bdc3c7", line_width=1)
+    view.line("x", "y", source=chosen, color="#c0392b", line_width=3)
+    view.scatter("x", "y", source=chosen, color="#c0392b", size=6)
+    controls = [models.Select(title="config", value=c0, options=configs, name="var:config", width=220),
+                models.Select(title="network", value=n0, options=networks, name="var:network", width=220),
+                models.Select(title="initialisation", value=i0, options=inits, name="var:init", width=220)]
+    texts = {}
+    for key, ys in curves.items():
+        c, n, i = key.split("|")
+        if ys:
+            texts[key] = html.escape(f"Config {c}, {n}, {i}: the variance goes from {ys[0]:.3g} at the first block "
+                                     f"to {ys[-1]:.3g} at the last ({len(ys)} blocks), the largest {max(ys):.3g}.")
+    readout = models.Div(text=texts.get(key0, ""), name="var:readout", width=760)
+    callback = models.CustomJS(args=dict(controls=controls, chosen=chosen, others=others, readout=readout,
+                                         lookups={"curves": curves, "depths": depths, "texts": texts}), code=VAR_JS)
+    for control in controls:
+        control.js_on_change("value", callback)
+    return layouts.column(layouts.row(layouts.column(*controls), view), readout)
+
+
+VAR_JS = """
+const [config, network, init] = controls.map(c => c.value);
+const key = [config, network, init].join('|');
+chosen.data = {x: lookups.depths[key], y: lookups.curves[key]};
+for (const [other, source] of Object.entries(others)) {
+  const k = [config, network, other].join('|');
+  source.data = {x: lookups.depths[k], y: lookups.curves[k]};
+}
+readout.text = lookups.texts[key] || '';
+"""
+
+
+def variance_moves(settings: dict[str, Any]) -> list[dict[str, str]]:
+    from ..networks.anatomy import INIT_SCHEMES
+
+    return [{"config": settings["configs"][0], "network": "G", "init": INIT_SCHEMES[0]},
+            {"config": settings["configs"][-1], "network": "D", "init": INIT_SCHEMES[-1]}]
+
+
+def variance_check(settings: dict[str, Any], controls: dict[str, str], drawn: dict[str, dict[str, list]]
+                   ) -> list[str]:
+    """The drawn curve is `anatomy.init_variance_profile` computed again for that config (it is seeded)."""
+    from ..networks import anatomy
+
+    rows = [r for r in anatomy.init_variance_profile(controls["config"], settings["preset"],
+                                                      blocks_per_stage=settings["blocks_per_stage"],
+                                                      batch=settings["batch"], seed=settings.get("seed", 0))
+            if (r["network"], r["init"]) == (controls["network"], controls["init"])]
+    want = np.array([r["variance"] for r in rows])
+    got = np.array(drawn.get("curve", {}).get("y", []))
+    if got.shape != want.shape or not np.allclose(got, want, rtol=1e-9):
+        return [f"variance for {controls}: page {got[:4]}..., library {want[:4]}..."]
+    return []
+
+
+# ----------------------------------------------------------------------------------------------------------
 # Embedding
 
 def to_html(layout, name: str, settings: dict[str, Any]) -> str:
@@ -788,6 +1004,10 @@ INTERACTIONS: dict[str, dict[str, Any]] = {
             "moves": toy_moves, "check": toy_check},
     "lazy": {"controls": ("scheme", "h", "k"), "sources": ("run", "point"), "moves": lazy_moves,
              "check": lazy_check},
+    "var": {"controls": ("config", "network", "init"), "sources": ("curve",), "moves": variance_moves,
+            "check": variance_check},
+    "trunc": {"controls": ("model", "threshold"), "sources": ("mark_fd_digits",), "moves": truncation_moves,
+              "check": truncation_check},
     "runs": {"controls": ("label", "images"), "sources": tuple(f"mark_{m}" for m in RUN_METRICS),
              "moves": runs_moves, "check": runs_check},
 }
