@@ -11,6 +11,8 @@ The pages are served from 127.0.0.1; every request to another host is blocked an
   error (`mjx-merror`),
 * an image does not load, or a table is wider than the text column (cut off or hidden behind a scroll bar at a
   `--width` pixel window),
+* a figure shows text smaller than 10 pixels at its displayed width: the smallest font each figure's PNG records
+  (r3gan_core.book.plotting.figure_png) times its displayed / natural width,
 * an output shows debris: a raw dict or dataclass repr (`{'r1': ...}`, `ToyConfig(dataset=...)`), or nothing at all
   (an output cell an interactive cell left empty),
 * an explorable (r3gan_core.book.explorables) does not render, or does not answer its controls as the library
@@ -35,14 +37,17 @@ import shutil
 import sys
 import threading
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # r3gan_core, for the library's own values and the figures' text-size key
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 SKIPPED = ("_static", "_sources", "_images", "_downloads")
+MIN_TEXT_PX = 10.0  # the smallest text a figure may show a reader, in CSS pixels
 
-# Runs in the page after load: what the reader sees of math, images and tables.
-INSPECT_JS = """
+# Runs in the page after load: what the reader sees of math, images and tables. A raw string, so that the regular
+# expressions keep their backslashes (in a plain one, \b would be a backspace and the repr rule would never match).
+INSPECT_JS = r"""
 () => {
   const mathEls = [...document.querySelectorAll('.math')];
   const untypeset = mathEls.filter(el => !el.querySelector('mjx-container') && !el.closest('mjx-container'));
@@ -64,13 +69,17 @@ INSPECT_JS = """
   // Debris: a raw dict or dataclass repr in an output, or an output cell that shows nothing.
   const debris = [];
   for (const out of article.querySelectorAll('.cell_output')) {
-    const text = out.innerText || '';
+    const text = out.textContent || '';  // textContent: outputs inside collapsed solutions count too
     const raw = text.match(/\{'[\w .+\-]+': |\b[A-Z][A-Za-z]+\([a-z_]+=/);
     if (raw) debris.push(`raw Python repr in an output: ${text.slice(Math.max(0, raw.index - 20), raw.index + 60)}`);
     if (!text.trim() && !out.querySelector('img, svg, canvas, table, iframe, .r3gan-explorable'))
       debris.push('an empty output cell');
   }
-  return {math: mathEls.length, typeset: document.querySelectorAll('mjx-container').length, debris,
+  // Output figures: natural and displayed widths (a figure in a collapsed block would show at the column width).
+  const figures = [...article.querySelectorAll('.cell_output img')].map(i => ({
+      src: i.getAttribute('src'), natural: i.naturalWidth,
+      shown: i.offsetParent === null ? Math.min(i.naturalWidth, column.width) : i.getBoundingClientRect().width}));
+  return {math: mathEls.length, typeset: document.querySelectorAll('mjx-container').length, debris, figures,
           untypeset: untypeset.map(el => el.textContent.slice(0, 60)), mathErrors: errors,
           brokenImages: broken, wideTables: wide, hasMathJax: !!window.MathJax};
 }
@@ -208,7 +217,31 @@ def check_explorables(page, shot: Path) -> list[str]:
     return problems
 
 
-def check_page(context, url: str, base: str, shot: Path, mathjax_timeout_ms: int) -> list[str]:
+def small_text(figures: list[dict], url: str, html: Path, min_px: float = MIN_TEXT_PX) -> list[str]:
+    """Figures whose smallest text a reader sees under `min_px` pixels: the size each figure's PNG records
+    (r3gan_core.book.plotting.figure_png), scaled by its displayed / natural width."""
+    from PIL import Image
+
+    from r3gan_core.book.plotting import TEXT_PX_KEY
+
+    problems = []
+    for fig in figures:
+        path = (html / urlsplit(urljoin(url, fig["src"])).path.lstrip("/")).resolve()
+        if not path.is_file() or not fig["natural"]:
+            continue  # a broken image is reported as such
+        with Image.open(path) as image:
+            recorded = image.info.get(TEXT_PX_KEY)
+        if recorded is None:
+            problems.append(f"figure {path.name} records no text size (not shown through plotting.figure_png)")
+            continue
+        seen_px = float(recorded) * fig["shown"] / fig["natural"]
+        if seen_px < min_px:
+            problems.append(f"text at {seen_px:.1f} px in figure {path.name} ({fig['natural']} px wide, shown at "
+                            f"{fig['shown']:.0f} px; under {min_px:g} px)")
+    return problems
+
+
+def check_page(context, url: str, base: str, html: Path, shot: Path, mathjax_timeout_ms: int) -> list[str]:
     """Load one page; return what a reader would trip on (empty when the page is fine)."""
     problems: list[str] = []
     page = context.new_page()
@@ -247,6 +280,7 @@ def check_page(context, url: str, base: str, shot: Path, mathjax_timeout_ms: int
     problems += [f"broken image: {src}" for src in seen["brokenImages"]]
     problems += [f"table wider than the text column: {w}" for w in seen["wideTables"]]
     problems += seen["debris"]
+    problems += small_text(seen["figures"], url, html)
     problems += check_explorables(page, shot)
     # A window as tall as the page, so that the sticky sidebars lay out as they would for a reader (a plain
     # full-page capture stretches a 900-pixel window and crops them). Chromium caps a capture at 16,384 pixels.
@@ -304,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"{'' if ok else ', which is missing'})", flush=True)
                     continue
                 shot = args.shots / shot_name(path, args.html)
-                problems = check_page(context, f"{base}/{rel}", base, shot, int(args.mathjax_timeout * 1000))
+                problems = check_page(context, f"{base}/{rel}", base, args.html, shot, int(args.mathjax_timeout * 1000))
                 failed += bool(problems)
                 print(f"[check_book] {'FAIL' if problems else 'ok  '} {rel}  (screenshot {shot.name})", flush=True)
                 for problem in dict.fromkeys(problems):  # once each, in order

@@ -51,13 +51,46 @@ def available_chapters() -> list[str]:
     return [n for n in chapter_names() if list(NOTEBOOKS.glob(f"[0-9][0-9]_{n}.py"))]
 
 
+INSTALL_TAG = "r3gan-install"  # the cell to_notebook puts first; not a cell of the chapter's source
+
+
+def install_source(config: Path = REPO / "_config.yml") -> str | None:
+    """Where a downloaded chapter installs r3gan-core from: the book's repository (`repository.url` in _config.yml,
+    the one place it is set), pinned to the commit the chapters are executed at. None while the URL is empty."""
+    import yaml
+
+    url = ((yaml.safe_load(config.read_text()) or {}).get("repository") or {}).get("url") or ""
+    if not url.strip():
+        return None
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    return f"r3gan-core[book] @ git+{url.strip().rstrip('/')}" + (f"@{commit}" if commit else "")
+
+
+def install_cell(source: str | None) -> str:
+    """The first code cell of every executed chapter: installs r3gan-core where it is missing (Colab, a JupyterHub),
+    so that a notebook downloaded from its page runs on its own; does nothing where it is installed."""
+    if source is None:
+        action = ('raise ModuleNotFoundError("r3gan_core is not installed, and this book was built with no repository '
+                  'URL to install it from (_config.yml: repository.url). In a clone of the book: pip install -e .[book]")')
+    else:
+        action = f'subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", {source!r}])'
+    return ("# Installs r3gan-core when this notebook runs where it is missing (Colab, a JupyterHub kernel); set the\n"
+            "# parameters below (profile = 'gpu' on a GPU kernel) before running the rest.\n"
+            "import importlib.util, subprocess, sys\n\n"
+            f'if importlib.util.find_spec("r3gan_core") is None:\n    {action}\n')
+
+
 def to_notebook(source: Path, target: Path) -> None:
-    """jupytext percent .py -> .ipynb with the python3 kernelspec papermill needs."""
+    """jupytext percent .py -> .ipynb with the python3 kernelspec papermill needs, and `install_cell` first."""
     import jupytext
+    import nbformat
 
     nb = jupytext.read(source)
     nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
     nb.metadata.setdefault("language_info", {"name": "python"})
+    first_code = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
+    nb.cells.insert(first_code, nbformat.v4.new_code_cell(install_cell(install_source()),
+                                                          metadata={"tags": [INSTALL_TAG, "remove-cell"]}))
     jupytext.write(nb, target, fmt="ipynb")
 
 
@@ -66,8 +99,8 @@ def failing_cell(notebook: Path) -> str:
     import nbformat
 
     nb = nbformat.read(notebook, as_version=4)
-    added_by_papermill = {"injected-parameters", "papermill-error-cell-tag"}
-    source_cells = [c for c in nb.cells if not added_by_papermill & set(c.get("metadata", {}).get("tags", []))]
+    added_by_runner = {"injected-parameters", "papermill-error-cell-tag", INSTALL_TAG}
+    source_cells = [c for c in nb.cells if not added_by_runner & set(c.get("metadata", {}).get("tags", []))]
     for i, cell in enumerate(source_cells):  # numbered as in the chapter's source, from 0
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":

@@ -104,9 +104,11 @@ with torch.device("meta"):
                        for k, v in counts.items()]
 by_res = pd.DataFrame(by_res)
 order = [str(2 ** i) for i in range(2, 9)] + ["dense"]
-fig = sns.catplot(data=by_res, x="feature map (px)", y="params (M)", hue="config", col="network", kind="bar",
-                  order=order, height=3.2, aspect=1.8).figure
-fig.suptitle("Parameters by resolution at FFHQ-256 (dense: mapping network, label embedding, D's head)", y=1.04)
+bars = sns.catplot(data=by_res, x="feature map (px)", y="params (M)", hue="config", col="network", kind="bar",
+                   order=order, height=3.0, aspect=1.3)
+sns.move_legend(bars, "lower center", bbox_to_anchor=(0.5, 1.0), ncol=5, title=None, frameon=False)
+fig = bars.figure
+fig.suptitle("Parameters by resolution at FFHQ-256\n(dense: mapping network, label embedding, D's head)", y=1.13)
 add_footer(fig, prov)
 if out_dir:
     fig.savefig(out_dir / "params_by_resolution.png", bbox_inches="tight")
@@ -190,10 +192,11 @@ for name in ("D", "E"):
     profile_rows += anatomy.init_variance_profile(name, PRESET, blocks_per_stage=BLOCKS, batch=BATCH)
 variance = pd.DataFrame(profile_rows)
 grid = sns.relplot(data=variance, x="depth", y="variance", hue="init", style="init", col="network", row="config",
-                   kind="line", markers=True, height=2.8, aspect=1.5, facet_kws={"sharey": False})
+                   kind="line", markers=True, height=2.7, aspect=1.4, facet_kws={"sharey": False})
 grid.set(yscale="log")
 grid.set_axis_labels(f"residual block (forward order; {BLOCKS} per stage)", "output variance")
-grid.figure.suptitle(f"Activation variance through depth at initialisation ({PRESET})", y=1.02)
+sns.move_legend(grid, "lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, title=None, frameon=False)
+grid.figure.suptitle(f"Activation variance through depth at initialisation ({PRESET})", y=1.07)
 add_footer(grid.figure, prov)
 if out_dir:
     grid.figure.savefig(out_dir / "variance_through_depth.png", bbox_inches="tight")

@@ -126,7 +126,7 @@ plt.show()
 # ## Samples and quality over training
 
 # %%
-fig = plotting.plot_sample_grids(grids, prov, real=chapter.real_samples(runs))
+fig = chapter.show_sample_grids(runs, grids, prov)
 plt.show()
 fig = plotting.plot_metric_curves(runs, ("modes", "reverse_kl", "fd_digits"), prov, log_y=("fd_digits",),
                                   baselines=baselines)

@@ -57,6 +57,7 @@ from .choices import require_choice
 
 SCHEMES = ("digits", "stacked-digits", "mnist", "stackedmnist", "cifar10", "folder", "zip")
 PATH_SCHEMES = ("mnist", "stackedmnist", "cifar10", "folder", "zip")
+STACKED_SCHEMES = ("stacked-digits", "stackedmnist")  # each channel one digit, not a colour
 STACKED_DEFAULT_ITEMS = 50_000  # stacked images drawn from random triples (seeded)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MNIST_PADDED = 32  # ProGAN's dataset_tool pads MNIST's 28 px to 32 px
@@ -235,6 +236,11 @@ def parse_spec(spec: str) -> tuple[str, str]:
     if scheme in PATH_SCHEMES and not argument:
         raise ValueError(f"dataset spec {spec!r} needs a path: '{scheme}:/path/to/data'")
     return scheme, argument
+
+
+def is_stacked(spec: str) -> bool:
+    """Whether the spec's images are stacked digits (one digit per channel, StackedMNIST), not colour images."""
+    return parse_spec(spec)[0] in STACKED_SCHEMES
 
 
 def _next_power_of_two(size: int | None) -> int:

@@ -75,6 +75,20 @@ def image_grid(images: Tensor | np.ndarray, nrow: int | None = None, pad: int = 
     return out[..., 0] if c == 1 else out
 
 
+def split_stacked(images: Tensor | np.ndarray, gap: int = 0) -> Tensor:
+    """Stacked digits (N x C x H x W, one digit per channel) as N x 1 x H x (C W + (C - 1) gap) greyscale images:
+    each sample's C digits side by side (`gap` white pixels apart; none by default, so that the grid's white lines
+    separate samples, not digits), so a reader can tell which digits it drew."""
+    x = torch.as_tensor(images).detach().float().cpu()
+    if x.ndim != 4:
+        raise ValueError(f"split_stacked needs N x C x H x W images, got shape {tuple(x.shape)}")
+    n, c, h, w = x.shape
+    out = torch.ones(n, 1, h, c * w + (c - 1) * gap)
+    for i in range(c):
+        out[:, 0, :, i * (w + gap): i * (w + gap) + w] = x[:, i]
+    return out
+
+
 def save_grid_png(images: Tensor, path: str | Path, min_width: int = 256) -> Path:
     """A grid of N x C x H x W images in [-1, 1] as a PNG, upscaled (nearest) to at least `min_width` px."""
     import matplotlib.image

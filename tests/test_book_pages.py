@@ -102,6 +102,8 @@ def test_chapter_pages_hide_the_parameters_and_keep_the_provenance(smoke_book, s
         assert f"[{name}] profile=smoke" in text, f"{name}: the provenance line is missing"
         assert "Show code cell source" in page, f"{name}: the setup cell is not collapsed"
         assert "widget-state+json" not in page and "require.min.js" not in page
+        # _config.yml names no repository yet, so no launch button points anywhere (tests/test_launch.py fills it)
+        assert "colab.research.google.com" not in page
 
 
 @pytest.mark.chapters
@@ -239,3 +241,55 @@ def test_every_chapter_source_hides_its_parameters_and_uses_sphinx_exercise():
         assert starts == ends, f"{source.name}: {starts} solution-start, {ends} solution-end"
         for block in re.findall(r":::\{solution(?:-start)?\} [\w-]+\n# (:class: \w+)", text):
             assert block == ":class: dropdown", source.name
+
+
+@pytest.mark.parametrize("debris", ["Provenance(chapter='toy_2d', profile='cpu')", "{'r1': 1.0, 'r2': 1.0}"])
+def test_the_browser_check_fails_a_page_that_prints_a_raw_repr(tmp_path, capsys, debris):
+    """The debris rule matches a dataclass repr and a dict repr in an output, also inside a collapsed solution."""
+    check = _load("check_book")
+    if check.find_browser() is None:
+        pytest.skip("no Chromium installed (apt-get install -y chromium)")
+    pytest.importorskip("playwright")
+    html = tmp_path / "html"
+    html.mkdir()
+    (html / "index.html").write_text('<meta http-equiv="refresh" content="0; url=page.html">')
+    (html / "page.html").write_text('<html><body><article class="bd-article"><details><summary>solution</summary>'
+                                    f'<div class="cell_output"><pre>{debris}</pre></div></details>'
+                                    '<div class="cell_output"><pre>a sentence, 3 numbers: 1, 2, 3</pre></div>'
+                                    '</article></body></html>')
+    assert check.main(["--html", str(html), "--shots", str(tmp_path / "shots")]) == 1
+    assert "raw Python repr in an output" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("shown, fails", [(None, False), (200, True)])
+def test_the_browser_check_measures_figure_text_at_its_displayed_size(tmp_path, capsys, shown, fails):
+    """A figure whose smallest text is 8 pt at 100 dpi (11.1 px) passes at its natural width and fails at 200 px (its
+    text then 11.1 x 200 / natural width px, about 6)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from r3gan_core.book.plotting import figure_png
+
+    check = _load("check_book")
+    if check.find_browser() is None:
+        pytest.skip("no Chromium installed (apt-get install -y chromium)")
+    pytest.importorskip("playwright")
+    html = tmp_path / "html"
+    (html / "_images").mkdir(parents=True)
+    fig, ax = plt.subplots(figsize=(4, 3), dpi=100)
+    ax.plot([0, 1])
+    ax.tick_params(labelsize=8)
+    ax.title.set_fontsize(8)
+    png = figure_png(fig)
+    (html / "_images" / "fig.png").write_bytes(png)
+    plt.close(fig)
+    natural = int.from_bytes(png[16:20], "big")  # the PNG header's width
+    style = "" if shown is None else f' style="width: {shown}px"'
+    img = f'<div style="width: 400px"><div class="cell_output"><img src="_images/fig.png"{style}></div></div>'
+    (html / "index.html").write_text('<meta http-equiv="refresh" content="0; url=page.html">')
+    (html / "page.html").write_text(f'<html><body><article class="bd-article">{img}</article></body></html>')
+    assert check.main(["--html", str(html), "--shots", str(tmp_path / "shots")]) == int(fails)
+    out = capsys.readouterr().out
+    assert (f"text at {8 * 100 / 72 * (shown or natural) / natural:.1f} px in figure fig.png" in out) == fails, out

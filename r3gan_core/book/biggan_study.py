@@ -202,9 +202,10 @@ def plot_truncation_curves(sweeps: dict[str, list[dict[str, Any]]], provenance,
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from .plotting import add_footer
+    from .plotting import COLUMN_IN, add_footer
 
-    fig, axes = plt.subplots(1, len(TRUNCATION_PLOTTED), figsize=(3.6 * len(TRUNCATION_PLOTTED), 3.3))
+    fig, axes = plt.subplots(2, -(-len(TRUNCATION_PLOTTED) // 2), figsize=(COLUMN_IN, 5.6))
+    axes = axes.flatten()
     for label, rows in sweeps.items():
         order = rows_thresholds(rows)
         names = [threshold_name(t) for t in order]
@@ -252,12 +253,13 @@ def plot_truncation_grids(grids: dict[str, dict[str, Tensor]], provenance) -> An
     """Rows = models, columns = thresholds (then 'none'): the same latents at every threshold."""
     import matplotlib.pyplot as plt
 
-    from .plotting import add_footer, show_grid
+    from .plotting import COLUMN_IN, add_footer, show_grid
 
     labels = list(grids)
     columns = list(next(iter(grids.values())))
     columns = [c for c in columns if c != "none"] + ["none"]
-    fig, axes = plt.subplots(len(labels), len(columns), figsize=(1.9 * len(columns), 2.1 * len(labels)),
+    panel = COLUMN_IN / len(columns)
+    fig, axes = plt.subplots(len(labels), len(columns), figsize=(COLUMN_IN, (panel + 0.35) * len(labels)),
                              squeeze=False)
     for row, label in zip(axes, labels):
         for ax, name in zip(row, columns):
@@ -384,9 +386,9 @@ def plot_spectra(records: list[dict[str, Any]], provenance) -> Any:
     """
     import matplotlib.pyplot as plt
 
-    from .plotting import add_footer, images_axis
+    from .plotting import COLUMN_IN, add_footer, images_axis
 
-    fig, axes = plt.subplots(len(records), 2, figsize=(10, 2.9 * len(records)), squeeze=False, sharex=True)
+    fig, axes = plt.subplots(len(records), 2, figsize=(COLUMN_IN, 2.6 * len(records)), squeeze=False, sharex=True)
     for row, record in zip(axes, records):
         for ax, net in zip(row, ("G", "D")):
             series = _spectral_series(record, net)
@@ -400,7 +402,7 @@ def plot_spectra(records: list[dict[str, Any]], provenance) -> Any:
                 ax.axvline(record["images_seen"], color="red", ls="--", label="diverged")
             ax.set_yscale("log")
             ax.set_title(f"{record['label']}: $\\sigma_0$ of {net}'s weights", fontsize=10)
-            ax.legend(fontsize=7, loc="best")
+            ax.legend(fontsize=8, loc="best")
     for ax in axes.flat:
         images_axis(ax)
     fig.tight_layout()
@@ -495,7 +497,7 @@ def plot_gamma_sweep(rows: list[dict[str, Any]], provenance, baselines: dict[str
     import numpy as np
     from matplotlib.ticker import FuncFormatter
 
-    from .plotting import add_footer
+    from .plotting import COLUMN_IN, add_footer
 
     def draw(ax, metric: str, **kw) -> None:
         groups = {g: v for g, v in _values_by(rows, "gamma", metric).items() if v}
@@ -503,7 +505,7 @@ def plot_gamma_sweep(rows: list[dict[str, Any]], provenance, baselines: dict[str
         sd = [float(np.std(groups[g], ddof=1)) if len(groups[g]) > 1 else 0.0 for g in gammas]
         ax.errorbar(gammas, [float(np.mean(groups[g])) for g in gammas], yerr=sd, marker="o", capsize=3, **kw)
 
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
+    fig, axes = plt.subplots(1, 3, figsize=(COLUMN_IN, 3.0))
     draw(axes[0], "fd_digits")
     if baselines:
         from .plotting import draw_baselines
@@ -511,10 +513,10 @@ def plot_gamma_sweep(rows: list[dict[str, Any]], provenance, baselines: dict[str
         draw_baselines(axes[0], baselines, "fd_digits")
         axes[0].set_yscale("log")
         axes[0].legend(fontsize=8)
-    axes[0].set_title("quality: FD-digits (lower = better)", fontsize=10)
+    axes[0].set_title("quality: FD-digits\n(lower = better)", fontsize=10)
     for metric in ("precision_digits", "recall_digits"):
         draw(axes[1], metric, label=metric)
-    axes[1].set_title("quality: precision and recall", fontsize=10)
+    axes[1].set_title("quality: precision\nand recall", fontsize=10)
     axes[1].legend(fontsize=8)
     draw(axes[2], "late_max_grad_norm_fake")
     bad = sorted({r["gamma"] for r in rows if r["status"] != "ok"})
@@ -523,14 +525,14 @@ def plot_gamma_sweep(rows: list[dict[str, Any]], provenance, baselines: dict[str
         axes[2].scatter(bad, [max(norms, default=1.0)] * len(bad), marker="x", s=80, color="red",
                         label="a run diverged", zorder=4)
         axes[2].legend(fontsize=8)
-    axes[2].set_title("stability: max ||grad_x D|| on fakes, 2nd half", fontsize=10)
+    axes[2].set_title("stability: max $\\|\\nabla_x D\\|$\non fakes, 2nd half", fontsize=10)
     axes[2].set_yscale("log")  # an exploding gradient spans decades; plain numbers when it spans less
     axes[2].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
     # minor ticks labelled at 2x and 5x a decade only (all nine overlap)
     axes[2].yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:.3g}" if f"{v:.0e}"[0] in "25" else ""))
     for ax in axes:
         ax.set_xscale("log")
-        ax.set_xlabel("gamma (R1 + R2, held constant)")
+        ax.set_xlabel("$\\gamma$ (R1 + R2, constant)")
     fig.tight_layout()
     return add_footer(fig, provenance)
 
@@ -716,9 +718,9 @@ def plot_truncation_study(study: dict[str, Any], sweeps: dict[str, list[dict[str
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from .plotting import add_footer
+    from .plotting import COLUMN_IN, add_footer
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(COLUMN_IN, 3.6))
     by_seed: dict[int, list[dict[str, float]]] = {}
     for row in study["by_scale"]:
         by_seed.setdefault(row["seed"], []).append(row)

@@ -236,16 +236,28 @@ def separation_view(judgement: dict[str, Any]):
     return tables.show(rows, digits=3, caption=judgement["rules"][0])
 
 
+def dataset_spec(records: list[dict[str, Any]]) -> str | None:
+    """The dataset spec the runs trained on (the first record naming one), or None."""
+    return next((r.get("settings", {}).get("dataset") for r in records if r.get("settings", {}).get("dataset")), None)
+
+
 def real_samples(records: list[dict[str, Any]], n: int = 16) -> Tensor | None:
-    """n real images of the runs' dataset (the first record's), to show beside their samples; None when the
-    records do not name one."""
+    """n real images of the runs' dataset, to show beside their samples; None when the records do not name one."""
     from ..data import load_dataset
 
-    spec = next((r.get("settings", {}).get("dataset") for r in records if r.get("settings", {}).get("dataset")), None)
-    if spec is None:
-        return None
-    images = load_dataset(spec, max_items=n).images
-    return images[:n]
+    spec = dataset_spec(records)
+    return None if spec is None else load_dataset(spec, max_items=n).images[:n]
+
+
+def show_sample_grids(records: list[dict[str, Any]], grids: dict[str, Tensor | None], provenance):
+    """The final samples of each variant beside real data (plotting.plot_sample_grids), stacked digits split into
+    their three digits."""
+    from . import plotting
+    from ..data import is_stacked
+
+    spec = dataset_spec(records)
+    return plotting.plot_sample_grids(grids, provenance, real=real_samples(records),
+                                      split_stacked=spec is not None and is_stacked(spec))
 
 
 def show_runs_explorable(records: list[dict[str, Any]], grids: dict[str, Tensor | None], provenance,
@@ -279,7 +291,7 @@ def show_runs(records: list[dict[str, Any]], grids: dict[str, Tensor | None], pr
     if judgement:
         display(separation_view(judgement))
     if grids:
-        plotting.plot_sample_grids(grids, provenance, real=real_samples(records))
+        show_sample_grids(records, grids, provenance)
         plt.show()
     plotting.plot_metric_curves(records, ("fd_digits", "modes_confident", "recall_digits"), provenance,
                                 log_y=("fd_digits",), baselines=baselines)

@@ -126,9 +126,9 @@ def plot_dirac_study(study: dict[str, Any], provenance) -> Any:
     """Per scheme: the per-step rate over (h, k) as a heat map, the contour rate = 1 and the bound k = 1/(hc)."""
     import matplotlib.pyplot as plt
 
-    from .plotting import add_footer
+    from .plotting import COLUMN_IN, add_footer
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.9), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(COLUMN_IN, 3.6), sharey=True)
     hs, ks = np.array(study["hs"]), np.array(study["ks"])
     c = lazy.damping(study["penalty"], study["gamma"])
     for ax, scheme in zip(axes, ("simultaneous", "alternating")):
@@ -202,9 +202,9 @@ def plot_toy_runs(rows: list[dict[str, Any]], provenance) -> Any:
     """HQ fraction and reverse KL against the interval, one line per dataset, mean ± sd over seeds."""
     import matplotlib.pyplot as plt
 
-    from .plotting import add_footer
+    from .plotting import COLUMN_IN, add_footer
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig, axes = plt.subplots(1, 2, figsize=(COLUMN_IN, 3.2))
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         ks = sorted({r["interval"] for r in rows if r["dataset"] == dataset})
         for ax, key in zip(axes, ("hq", "kl")):
@@ -318,7 +318,7 @@ def plot_health(records: list[dict[str, Any]], labels: list[str], provenance) ->
     import pandas as pd
     import seaborn as sns
 
-    from .plotting import add_footer, images_axis
+    from .plotting import COLUMN_IN, add_footer, images_axis
 
     rows = []
     for r in records:
@@ -331,7 +331,8 @@ def plot_health(records: list[dict[str, Any]], labels: list[str], provenance) ->
                         rows.append({"run": r["label"], "seed": r["seed"], "images_seen": rec["images_seen"],
                                      "quantity": key, "value": rec[key]})
     df = pd.DataFrame(rows)
-    fig, axes = plt.subplots(1, len(HEALTH_PANELS), figsize=(4.0 * len(HEALTH_PANELS), 3.6))
+    fig, axes = plt.subplots(2, -(-len(HEALTH_PANELS) // 2), figsize=(COLUMN_IN, 6.4), squeeze=False)
+    axes = axes.flatten()
     for ax, (title, keys) in zip(axes, HEALTH_PANELS):
         part = df[df["quantity"].isin(keys)] if not df.empty else df
         if not part.empty:
@@ -344,7 +345,7 @@ def plot_health(records: list[dict[str, Any]], labels: list[str], provenance) ->
         images_axis(ax)
     for ax in axes:
         if ax.get_legend() is not None:
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=8)
     fig.tight_layout()
     return add_footer(fig, provenance)
 

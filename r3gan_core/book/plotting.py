@@ -10,12 +10,56 @@ import seaborn as sns
 import torch
 
 from ..report import Provenance
-from ..sampling import image_grid
+from ..sampling import image_grid, split_stacked as split_stacked_images
+
+
+# The key under which a figure's PNG (as a notebook shows it) records the height in pixels of its smallest text at
+# the image's natural size; ci/check_book.py scales it by the displayed / natural width to find the size a reader sees.
+TEXT_PX_KEY = "r3gan-min-text-px"
+# The book's text column at a 1400-pixel window (784 CSS px, measured by ci/check_book.py) in inches at the figures'
+# 100 dpi: a figure no wider is shown at its natural size, so any font of 7.5 pt or more (10.4 px) stays readable.
+COLUMN_IN = 7.8
+MIN_FONT_PT = 7.5
 
 
 def set_style() -> None:
-    """The book's plotting style (seaborn's whitegrid, readable sizes)."""
+    """The book's plotting style (seaborn's whitegrid, readable sizes). At a kernel, also makes the notebook's PNG of
+    every figure record its smallest text size (`figure_png`)."""
     sns.set_theme(style="whitegrid", context="notebook", rc={"figure.dpi": 100, "savefig.dpi": 100})
+    _record_text_size_in_pngs()
+
+
+def min_text_px(fig: plt.Figure) -> float:
+    """The smallest font of the figure's visible, non-empty text, in pixels of the image saved at fig.dpi
+    (points x dpi / 72). Text of ticks outside the view counts too: the check errs on the strict side."""
+    from matplotlib.text import Text
+
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    return min(sizes) * fig.dpi / 72 if sizes else float("inf")
+
+
+def figure_png(fig: plt.Figure) -> bytes:
+    """The figure as the notebook's inline PNG (tight bounding box, fig.dpi), with its `min_text_px` recorded as a
+    PNG text chunk under TEXT_PX_KEY."""
+    from IPython.core.pylabtools import print_figure
+
+    fig.canvas.draw()  # lays out tick labels, so the text measured is the text drawn
+    return print_figure(fig, fmt="png", bbox_inches="tight", base64=False,
+                        metadata={TEXT_PX_KEY: f"{min_text_px(fig):.2f}"})
+
+
+def _record_text_size_in_pngs() -> None:
+    """Show figures at a kernel through `figure_png`. The inline backend registers its own PNG formatter when it is
+    first activated, so it is activated (by a throwaway figure) before ours replaces it."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or "inline" not in plt.get_backend():
+        return
+    plt.close(plt.figure())
+    shell.display_formatter.formatters["image/png"].for_type(plt.Figure, figure_png)
 
 
 def add_footer(fig: plt.Figure, provenance: Provenance | str) -> plt.Figure:
@@ -83,8 +127,12 @@ def plot_metric_curves(runs: list[dict], metrics: tuple[str, ...], provenance: P
     """Small multiples: each metric of the runs' evaluations against images seen (bands over seeds), with the
     untrained and real-data baselines (draw_baselines) when given."""
     df = _long_table(runs, "evaluations", ("images_seen", *metrics), hue)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
-    for i, (ax, m) in enumerate(zip(axes[0], metrics)):
+    ncols = min(3, len(metrics))
+    rows = -(-len(metrics) // ncols)
+    fig, axes = plt.subplots(rows, ncols, figsize=(COLUMN_IN, 2.9 * rows), squeeze=False)
+    for ax in axes.flat[len(metrics):]:
+        ax.axis("off")
+    for i, (ax, m) in enumerate(zip(axes.flat, metrics)):
         if not df.empty and df[m].notna().any():
             sns.lineplot(data=df, x="images_seen", y=m, hue=hue, marker="o", errorbar=("pi", 100), ax=ax,
                          legend=i == 0)
@@ -96,7 +144,7 @@ def plot_metric_curves(runs: list[dict], metrics: tuple[str, ...], provenance: P
             ax.set_yscale("log")
     if axes[0][0].get_legend() is not None or baselines:
         handles, labels = axes[0][0].get_legend_handles_labels()
-        for ax in axes[0]:
+        for ax in axes.flat:
             if ax.get_legend() is not None:
                 ax.get_legend().remove()
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=9,
@@ -108,26 +156,32 @@ def plot_metric_curves(runs: list[dict], metrics: tuple[str, ...], provenance: P
 def plot_gradient_norms(runs: list[dict], provenance: Provenance | str, hue: str = "label") -> plt.Figure:
     """D's input-gradient norm on reals and on fakes over training (log scale): the paper's Sec. 3.1 diagnosis."""
     df = _long_table(runs, "records", ("images_seen", "grad_norm_real", "grad_norm_fake"), hue)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(COLUMN_IN, 3.1), sharey=True)
     for ax, col, title in zip(axes, ("grad_norm_real", "grad_norm_fake"), ("on reals", "on fakes")):
         if not df.empty:
-            sns.lineplot(data=df, x="images_seen", y=col, hue=hue, errorbar=("pi", 100), ax=ax)
+            sns.lineplot(data=df, x="images_seen", y=col, hue=hue, errorbar=("pi", 100), ax=ax, legend=ax is axes[0])
         ax.set_yscale("log")
-        ax.set_title(f"||grad_x D|| {title}")
+        ax.set_title(rf"$\|\nabla_x D\|$ {title}")
+        ax.set_ylabel("")
         images_axis(ax)
+    if axes[0].get_legend() is not None:
+        axes[0].get_legend().set_title(None)
     fig.tight_layout()
     return add_footer(fig, provenance)
 
 
 def plot_sample_grids(grids: dict[str, torch.Tensor | np.ndarray | None], provenance: Provenance | str,
                       real: torch.Tensor | np.ndarray | None = None, per_panel: int = 16,
-                      per_row: int = 3) -> plt.Figure:
+                      per_row: int | None = None, split_stacked: bool = False) -> plt.Figure:
     """Panels of `per_panel` samples (label -> N x C x H x W in [-1, 1]), `per_row` panels a row, real data first
-    when given: few and large enough to read at the text column's width. A missing grid shows 'no samples'."""
+    when given: few and large enough to read at the text column's width. A missing grid shows 'no samples'.
+    split_stacked: draw each stacked-digits sample as its digits side by side (sampling.split_stacked), two
+    panels a row unless per_row says otherwise."""
     panels = ({"real data": real} if real is not None else {}) | dict(grids)
+    per_row = per_row or (2 if split_stacked else 3)
     rows = -(-max(1, len(panels)) // per_row)
-    fig, axes = plt.subplots(rows, per_row, figsize=(7.8, 2.75 * rows), squeeze=False)
     side = int(round(per_panel ** 0.5))
+    fig, axes = plt.subplots(rows, per_row, figsize=(7.8, (1.9 if split_stacked else 2.75) * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, (label, images) in zip(axes.flat, panels.items()):
@@ -139,7 +193,10 @@ def plot_sample_grids(grids: dict[str, torch.Tensor | np.ndarray | None], proven
             ax.grid(False)
             ax.set_title(label, fontsize=10)
         else:
-            show_grid(ax, images[:per_panel], title=label, nrow=side)
+            images = images[:per_panel]
+            show_grid(ax, split_stacked_images(images) if split_stacked else images, title=label, nrow=side)
             ax.title.set_fontsize(10)
+    if split_stacked:
+        fig.suptitle("each sample: its three stacked digits side by side (channels 1, 2, 3)", fontsize=10)
     fig.tight_layout()
     return add_footer(fig, provenance)

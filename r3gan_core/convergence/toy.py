@@ -546,11 +546,12 @@ def claim_verdicts(rows: list[dict[str, Any]], dataset: str, explode_ratio: floa
 # ----------------------------------------------------------------------------------------------------------
 # Figures (kept here so the chapter stays a list of calls)
 
-def plot_mixtures(names: tuple[str, ...] = DATASETS, n: int = 2500, seed: int = 0):
-    """One panel per mixture: n true samples, the means, and the 3-std high-quality radius around each mean."""
+def plot_mixtures(names: tuple[str, ...] = DATASETS, n: int = 2500, seed: int = 0, width: float = 7.8):
+    """One panel per mixture: n true samples, the means, and the 3-std high-quality radius around each mean.
+    width: the figure's width in inches (the book's text column)."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(names), figsize=(width, width / len(names) + 0.6), squeeze=False)
     for ax, name in zip(axes[0], names):
         means, std = mixture(name)
         x = sample_mixture(name, n, torch.Generator().manual_seed(seed)).numpy()
@@ -561,19 +562,22 @@ def plot_mixtures(names: tuple[str, ...] = DATASETS, n: int = 2500, seed: int = 
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
         ax.set_aspect("equal")
-        ax.set_title(f"{name}: {len(means)} modes, std {std:g} (red: 3-std circles)", fontsize=10)
+        ax.set_title(f"{name}: {len(means)} modes, std {std:g}", fontsize=10)
+    fig.suptitle("true samples (blue) and the 3-std circle around each mean (red)", fontsize=10)
     fig.tight_layout()
     return fig
 
 
 def plot_sample_grid(results: dict[RunKey, ToyResult], dataset: str, seed: int = 0,
-                     losses: tuple[str, ...] = LOSSES, penalties: tuple[str, ...] = PENALTIES):
-    """Small multiples: rows = losses, columns = penalties; generated samples over the mixture's means."""
+                     losses: tuple[str, ...] = LOSSES, penalties: tuple[str, ...] = PENALTIES, width: float = 7.8):
+    """Small multiples: rows = losses, columns = penalties; generated samples over the mixture's means.
+    width: the figure's width in inches (the book's text column)."""
     import matplotlib.pyplot as plt
 
     means, std = mixture(dataset)
     lim = plot_limit(dataset)
-    fig, axes = plt.subplots(len(losses), len(penalties), figsize=(2.6 * len(penalties), 2.7 * len(losses)),
+    panel = width / len(penalties)
+    fig, axes = plt.subplots(len(losses), len(penalties), figsize=(width, (panel + 0.45) * len(losses) + 0.3),
                              squeeze=False, sharex=True, sharey=True)
     for (i, lo), (j, pe) in product(enumerate(losses), enumerate(penalties)):
         ax, r = axes[i, j], results[(dataset, lo, pe, seed)]
@@ -614,8 +618,9 @@ def plot_grad_norms(results: dict[RunKey, ToyResult], dataset: str):
     frame = frame[np.isfinite(frame["grad_norm"]) & (frame["grad_norm"] > 0)]
     g = sns.relplot(data=frame, x="step", y="grad_norm", hue="penalty", style="on", col="loss", kind="line",
                     hue_order=list(PENALTIES), style_order=["reals", "fakes"], errorbar=None,
-                    height=3.2, aspect=1.4, facet_kws={"sharey": True})
+                    height=3.0, aspect=1.3, facet_kws={"sharey": True})
     g.set(yscale="log")
-    g.set_axis_labels("step", "mean ||grad_x D(x)||")
-    g.figure.suptitle(f"{dataset}: D's gradient norm on reals and on fakes", y=1.03)
+    g.set_axis_labels("step", r"mean $\|\nabla_x D(x)\|$")
+    sns.move_legend(g, "lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, title=None, frameon=False, fontsize=9)
+    g.figure.suptitle(f"{dataset}: D's gradient norm on reals and on fakes", y=1.16)
     return g.figure
