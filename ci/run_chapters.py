@@ -94,14 +94,21 @@ def to_notebook(source: Path, target: Path) -> None:
     jupytext.write(nb, target, fmt="ipynb")
 
 
+ADDED_BY_RUNNER = {"injected-parameters", "papermill-error-cell-tag", INSTALL_TAG}  # cell tags not of the source
+
+
+def source_cells(cells: list) -> list:
+    """The cells of an executed notebook that come from the chapter's source (not the install cell, nor papermill's
+    injected parameters or error cell), so that messages number cells as the chapter's source does, from 0."""
+    return [c for c in cells if not ADDED_BY_RUNNER & set(c.get("metadata", {}).get("tags", []))]
+
+
 def failing_cell(notebook: Path) -> str:
     """Describe the first cell of an executed notebook that holds an error output."""
     import nbformat
 
     nb = nbformat.read(notebook, as_version=4)
-    added_by_runner = {"injected-parameters", "papermill-error-cell-tag", INSTALL_TAG}
-    source_cells = [c for c in nb.cells if not added_by_runner & set(c.get("metadata", {}).get("tags", []))]
-    for i, cell in enumerate(source_cells):  # numbered as in the chapter's source, from 0
+    for i, cell in enumerate(source_cells(nb.cells)):  # numbered as in the chapter's source, from 0
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 first = cell.source.strip().splitlines()[:1]
@@ -156,7 +163,7 @@ def running_cell(notebook: Path) -> str:
         cells = json.loads(notebook.read_text())["cells"]
     except (OSError, ValueError, KeyError):
         return "no output notebook yet"
-    for i, cell in enumerate(cells):
+    for i, cell in enumerate(source_cells(cells)):  # numbered as in the chapter's source, from 0
         if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
             first = "".join(cell.get("source", "")).strip().splitlines()[:1]
             return f"stalled in cell {i} ({first[0][:60] if first else 'empty'})"
@@ -172,7 +179,8 @@ FIRST_CELL_LIMIT = 60
 
 
 def code_cell_finished(notebook: Path) -> bool:
-    """Whether papermill has marked a code cell of `notebook` (the output it saves as it goes) as completed."""
+    """Whether papermill has marked a code cell of the chapter's own in `notebook` (the output it saves as it goes)
+    as completed; the runner's install cell does not count, it finishes before the chapter's first cell runs."""
     import json
 
     try:
@@ -180,7 +188,7 @@ def code_cell_finished(notebook: Path) -> bool:
     except (OSError, ValueError, KeyError):  # not written yet, or caught mid-write
         return False
     return any(c.get("cell_type") == "code" and c.get("metadata", {}).get("papermill", {}).get("status") == "completed"
-               for c in cells)
+               for c in source_cells(cells))
 
 
 def execute(src_nb: Path, dst_nb: Path, params: dict[str, str], cell_timeout: int, chapter_timeout: int,
