@@ -268,21 +268,24 @@ def chapter_record_is_stored(name: str, out: Path) -> bool:
         stored["provenance"].get("commit") == record["provenance"].get("commit")
 
 
-def publish(name: str, out: Path, command: str | None = None, republished: str | None = None) -> Path:
-    """Copy a cpu- or gpu-profile chapter's metrics.json, grids and generators into results/<name>/<profile>/.
+def publish(name: str, out: Path, command: str | None = None, republished: str | None = None,
+            root: Path | None = None) -> Path:
+    """Copy a cpu- or gpu-profile chapter's metrics.json, grids and generators into results/<name>/<profile>/
+    (or <root>/<name>/<profile>/: the recipe sweeps publish under results/recipes/, ci/run_recipes.py).
 
     `command` (the runner's command line) is stamped into the published provenance. Files are replaced one at a
     time, atomically; stale generators of runs no longer in the record are removed. Last, the folder is sealed
     (r3gan_core.book.seal: seal.json, the SHA-256 of every file in it).
     """
+    root = RESULTS if root is None else root
     record = read_json(out / name / "metrics.json")
     profile = record.get("provenance", {}).get("profile")
-    previous = RESULTS / name / str(profile) / "metrics.json"
+    previous = root / name / str(profile) / "metrics.json"
     previous = read_json(previous).get("provenance", {}) if previous.is_file() else {}
     if profile not in PUBLISHED_PROFILES:
         raise ValueError(f"refusing to publish {name!r} in profile {profile!r}: only {PUBLISHED_PROFILES} results "
                          "are published")
-    source, target = out / name, RESULTS / name / profile
+    source, target = out / name, root / name / profile
     files = [f for f in source.iterdir() if f.is_file() and f.suffix in {".json", ".png", ".csv"}]
     files += sorted((source / "generators").glob("*.pt"))
     for f in files:

@@ -35,7 +35,7 @@ artifacts_dir = None   # set by ci/run_chapters.py
 runs_dir = None        # set by ci/run_chapters.py: resumable run folders (a killed chapter continues there)
 
 # %% tags=["hide-input"]
-from r3gan_core.book import chapter, experiments, tables
+from r3gan_core.book import chapter, experiments, tables, recipe_views
 from r3gan_core.networks.stylegan2 import MappingNetwork, MinibatchStd, modulated_conv2d
 
 settings, prov, stored = chapter.chapter_start("config_a", profile, retrain=retrain)
@@ -68,6 +68,20 @@ judgement = chapter.show_runs(runs, grids, prov, baselines)
 # %%
 record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, runs_dir=runs_dir, stored=stored,
                                 settings=settings, baselines=baselines, judgement=judgement)
+
+# %% [markdown]
+# ## Is the recipe right at this scale?
+#
+# Config A's recipe is StyleGAN2-ADA's `auto` rule extrapolated by us to 8x8 (gamma 2e-4, lr 2.5e-3), and Config A
+# degrades as it trains above. Was that the recipe? The sweep trains it on a grid of learning rates and of gammas
+# that holds the official code's own `cifar` (0.01) and `paper256` (1) values.
+# One seed per cell, the roadmap's length; the prescribed cell is the seed-0 run above. Each cell is scored by how
+# much of the gap from the untrained generator to real data it closes on the metrics that separate (the table
+# above), and the best cell is the highest-scoring one that trained without degrading (`r3gan_core.book.recipes`).
+
+# %%
+sweep = recipe_views.sweep_for_chapter("A", profile, runs, baselines, judgement, stored, runs_dir)
+sweep_reading = recipe_views.show_sweep(sweep, prov, "A")
 
 # %% [markdown]
 # ## Exercises

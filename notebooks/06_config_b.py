@@ -31,7 +31,7 @@ artifacts_dir = None   # set by ci/run_chapters.py
 runs_dir = None        # set by ci/run_chapters.py: resumable run folders (a killed chapter continues there)
 
 # %% tags=["hide-input"]
-from r3gan_core.book import chapter, experiments, tables
+from r3gan_core.book import chapter, experiments, tables, recipe_views
 from r3gan_core.networks.stripped import StrippedDiscriminatorBlock, StrippedGeneratorBlock
 
 settings, prov, stored = chapter.chapter_start("config_b", profile, retrain=retrain)
@@ -61,6 +61,19 @@ judgement = chapter.show_runs(runs, grids, prov, baselines)
 # %%
 record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, runs_dir=runs_dir, stored=stored,
                                 settings=settings, baselines=baselines, judgement=judgement)
+
+# %% [markdown]
+# ## Is the recipe right at this scale?
+#
+# Config B keeps the paper's recipe (lr and gamma on cosine schedules from FFHQ-256's 5 M-image run). At 64k
+# images that may be too few effective updates, so the sweep scales both schedules up and down.
+# One seed per cell, the roadmap's length; the prescribed cell is the seed-0 run above. Each cell is scored by how
+# much of the gap from the untrained generator to real data it closes on the metrics that separate (the table
+# above), and the best cell is the highest-scoring one that trained without degrading (`r3gan_core.book.recipes`).
+
+# %%
+sweep = recipe_views.sweep_for_chapter("B", profile, runs, baselines, judgement, stored, runs_dir)
+sweep_reading = recipe_views.show_sweep(sweep, prov, "B")
 
 # %% [markdown]
 # ## Exercises

@@ -32,7 +32,7 @@ artifacts_dir = None   # set by ci/run_chapters.py
 runs_dir = None        # set by ci/run_chapters.py: resumable run folders (a killed chapter continues there)
 
 # %% tags=["hide-input"]
-from r3gan_core.book import chapter, experiments, tables
+from r3gan_core.book import chapter, experiments, tables, recipe_views
 from r3gan_core import losses
 
 settings, prov, stored = chapter.chapter_start("config_c", profile, retrain=retrain)
@@ -63,6 +63,19 @@ judgement = chapter.show_runs(runs, grids, prov, baselines)
 # %%
 record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, runs_dir=runs_dir, stored=stored,
                                 settings=settings, baselines=baselines, judgement=judgement)
+
+# %% [markdown]
+# ## Is the recipe right at this scale?
+#
+# Config C trains with the same recipe as B, made for FFHQ-256 and 5 M images. The sweep scales its learning rate
+# and gamma schedules up and down, so that the roadmap can compare C and E each at its best.
+# One seed per cell, the roadmap's length; the prescribed cell is the seed-0 run above. Each cell is scored by how
+# much of the gap from the untrained generator to real data it closes on the metrics that separate (the table
+# above), and the best cell is the highest-scoring one that trained without degrading (`r3gan_core.book.recipes`).
+
+# %%
+sweep = recipe_views.sweep_for_chapter("C", profile, runs, baselines, judgement, stored, runs_dir)
+sweep_reading = recipe_views.show_sweep(sweep, prov, "C")
 
 # %% [markdown]
 # ## Exercises

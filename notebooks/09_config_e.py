@@ -36,7 +36,7 @@ runs_dir = None        # set by ci/run_chapters.py: resumable run folders (a kil
 # %% tags=["hide-input"]
 import dataclasses
 
-from r3gan_core.book import chapter, experiments
+from r3gan_core.book import chapter, experiments, recipe_views
 from r3gan_core.networks import network_config
 from r3gan_core.report import describe_settings
 from r3gan_core.networks.resnet import ResNetConfig
@@ -66,6 +66,19 @@ judgement = chapter.show_runs(runs, grids, prov, baselines)
 # %%
 record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, runs_dir=runs_dir, stored=stored,
                                 settings=settings, baselines=baselines, judgement=judgement)
+
+# %% [markdown]
+# ## Is the recipe right at this scale?
+#
+# Config E, R3GAN itself, trains with the paper's recipe for FFHQ-256 and 5 M images. The sweep scales its learning
+# rate and gamma schedules up and down, so that E meets A and C each at its best recipe.
+# One seed per cell, the roadmap's length; the prescribed cell is the seed-0 run above. Each cell is scored by how
+# much of the gap from the untrained generator to real data it closes on the metrics that separate (the table
+# above), and the best cell is the highest-scoring one that trained without degrading (`r3gan_core.book.recipes`).
+
+# %%
+sweep = recipe_views.sweep_for_chapter("E", profile, runs, baselines, judgement, stored, runs_dir)
+sweep_reading = recipe_views.show_sweep(sweep, prov, "E")
 
 # %% [markdown]
 # ## Exercises

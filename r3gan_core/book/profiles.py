@@ -61,6 +61,23 @@ ROADMAP: dict[str, dict[str, Any]] = {
               "inception_weights": INCEPTION_WEIGHTS},
 }
 
+# The recipe sweeps of the roadmap configs (r3gan_core.book.recipes, ci/run_recipes.py; stored under results/recipes/).
+# lr_factors / gamma_factors scale both ends of each config's prescribed schedules (ROADMAP's settings, the config's
+# recipe); Config A's gammas are absolute: its prescribed 2e-4 (StyleGAN2-ADA's `auto` rule, our extrapolation to
+# 8x8), the official `cifar` value 0.01 and `paper256`'s 1. One seed per cell, `evaluations` per run (the middle one
+# judges degrading); the best cell is then trained for every seed of the chapter ("tuned"), and for long_configs at
+# long_images ("long", long_seeds).
+RECIPE_SWEEP: dict[str, dict[str, Any]] = {
+    # smoke: the code path only: one cell beside the prescribed one, in the config chapters' smoke runs.
+    "smoke": {"lr_factors": [1.0, 4.0], "gamma_factors": [1.0], "seed": 0,
+              "evaluations": 2, "long_configs": ["A", "C", "E"], "long_images": 1_024, "long_seeds": [0],
+              "long_evaluations": 2},
+    # cpu: 3 x 3 per config at the roadmap's 64k images (8 runs each beside the chapter's own seed-0 run).
+    "cpu": {"lr_factors": [0.25, 1.0, 4.0], "gamma_factors": [0.1, 1.0, 10.0],
+            "A": {"lr_factors": [0.4, 1.0, 2.5], "gammas": [2e-4, 0.01, 1.0]}, "seed": 0, "evaluations": 2,
+            "long_configs": ["A", "C", "E"], "long_images": 256_000, "long_seeds": [0, 1, 2], "long_evaluations": 4},
+}
+
 # The lazy-penalties chapter's step sizes on the Dirac-GAN: 40 of them, evenly spaced in log from 0.005 to 0.5.
 LAZY_DIRAC_HS = [round(0.005 * 100 ** (i / 39), 6) for i in range(40)]
 
