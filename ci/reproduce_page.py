@@ -62,6 +62,20 @@ def command(name: str, profile: str, publish: bool) -> str:
             + (" --publish" if publish else ""))
 
 
+def recipe_rows(results: Path, name: str, built_profile: str | None) -> list[dict[str, Any]]:
+    """One row per phase of a config's stored recipe sweep (results/recipes/<chapter>/<profile>/, ci/run_recipes.py):
+    the sweep, the tuned seeds, the long runs, each with the command that made it."""
+    rows = []
+    for profile in STORED_PROFILES:
+        record = read_json(results / "recipes" / name / profile / "metrics.json")
+        for phase, prov in ((record or {}).get("metrics", {}).get("phases") or {}).items():
+            rows.append({"chapter": name, "title": f"{chapter_title(name)}: recipe {phase}", "profile": profile,
+                         "source": "stored", "shown": profile == built_profile, "device": prov.get("device"),
+                         "wall_s": prov.get("measured_s"), "images_seen": prov.get("images_seen"),
+                         "commit": prov.get("commit"), "date": prov.get("date"), "command": prov.get("command")})
+    return rows
+
+
 def collect(results: Path, executed: Path, names: list[str] | None = None) -> list[dict[str, Any]]:
     """One row per (chapter, source of its numbers), in book order. Keys: chapter, title, profile, source
     ('stored' or 'build'), shown (whether the book's page shows it), device, wall_s, images_seen, commit, date,
@@ -82,6 +96,7 @@ def collect(results: Path, executed: Path, names: list[str] | None = None) -> li
                          "wall_s": prov.get("wall_time_s"), "images_seen": prov.get("images_seen"),
                          "commit": prov.get("commit"), "date": prov.get("date"),
                          "command": command(name, profile, publish=True)})
+        rows += recipe_rows(results, name, built_profile)
         if run is not None and built_profile not in stored:
             prov = (read_json(executed / name / "metrics.json") or {}).get("provenance", {})
             rows.append({"chapter": name, "title": chapter_title(name), "profile": built_profile, "source": "build",

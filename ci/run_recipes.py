@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         tag = recipes.LONG_TAG if args.phase == "long" else recipes.TUNED_TAG
         record[args.phase] = recipes.train_tuned(config, {**settings, "seeds": seeds}, sweep, record["sweep"], best,
                                                  runs_dir, done=record[args.phase], total_images=length,
-                                                 evaluations=evals, tag=tag)
+                                                 evaluations=evals, tag=tag, chapter_runs=chapter_runs)
     trained_here = [r for r in record[args.phase] if "source" not in r]  # the prescribed cell's weights stay put
     record["runs"] = list({r["run"]: r for phase in PHASES for r in record[phase] if "source" not in r}.values())
     record["baselines"] = baselines

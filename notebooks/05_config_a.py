@@ -72,9 +72,9 @@ record = chapter.finish_chapter(prov, metrics_path, artifacts_dir, runs, grids, 
 # %% [markdown]
 # ## Is the recipe right at this scale?
 #
-# Config A's recipe is StyleGAN2-ADA's `auto` rule extrapolated by us to 8x8 (gamma 2e-4, lr 2.5e-3), and Config A
-# degrades as it trains above. Was that the recipe? The sweep trains it on a grid of learning rates and of gammas
-# that holds the official code's own `cifar` (0.01) and `paper256` (1) values.
+# Config A's recipe is StyleGAN2-ADA's `auto` rule extrapolated by us to 8x8 (gamma 2e-4, lr 2.5e-3). Is the state
+# the table above gives Config A a property of the network, or of that recipe? The sweep trains it on a grid of
+# learning rates and of gammas that holds the official code's own `cifar` (0.01) and `paper256` (1) values.
 # One seed per cell, the roadmap's length; the prescribed cell is the seed-0 run above. Each cell is scored by how
 # much of the gap from the untrained generator to real data it closes on the metrics that separate (the table
 # above), and the best cell is the highest-scoring one that trained without degrading (`r3gan_core.book.recipes`).

@@ -86,3 +86,49 @@ def test_the_reading_states_the_best_cell_with_its_numbers():
     nothing = {"sweep": runs, "judgement": recipes.judge_sweep(runs, BASELINES, {"separating": []}, CHAPTER_RUNS)}
     assert recipe_views.sweep_reading(nothing)[0].startswith("No metric separates")
     assert nothing["judgement"]["best"] is None and math.isnan(nothing["judgement"]["spreads"].get("x", math.nan))
+
+
+def _config_runs(config, fds, label=None, run_prefix=None):
+    """Three seeds of one config with final FD-digits / confident modes (and a middle evaluation that is no worse)."""
+    out = []
+    for seed, fd in enumerate(fds):
+        r = _run(label or f"Config {config}", fd, 1000 - fd, middle=(fd + 1, 999 - fd), seed=seed)
+        r["run"] = f"{run_prefix or 'config_' + config.lower()}_s{seed}"
+        r["settings"] = {**r["settings"], "config": config}
+        out.append(r)
+    return out
+
+
+def test_the_tuned_roadmap_judges_both_orders_and_says_whether_a_was_the_recipe(monkeypatch):
+    from r3gan_core.book import baselines as bl, comparisons
+
+    untrained = [{**BASELINES["untrained"][0], "label": f"untrained Config {c}", "config": c, "seed": s}
+                 for c in "ABCDE" for s in range(3)]
+    baselines = {"untrained": untrained, "real": [{"seed": s, "fd_digits": 0.0, "modes_confident": 1000.0}
+                                                  for s in range(3)]}
+    # prescribed: A degrades (its middle evaluation was far better), E is worse than C; tuned: A fixed, E best
+    prescribed = _config_runs("A", [400, 410, 420]) + _config_runs("B", [200, 205, 210]) + \
+        _config_runs("C", [100, 102, 104]) + _config_runs("D", [150, 152, 154]) + _config_runs("E", [120, 122, 124])
+    for r in prescribed[:3]:
+        r["evaluations"][0].update(fd_digits=150.0, modes_confident=850.0)
+    tuned = {c: _config_runs(c, fds, label=f"Config {c} tuned", run_prefix=f"{c.lower()}_best")
+             for c, fds in {"A": [90, 92, 94], "B": [180, 182, 184], "C": [100, 101, 102], "D": [95, 96, 97],
+                            "E": [60, 61, 62]}.items()}
+    stored = {f"config_{c.lower()}": {"metrics": {"tuned": runs, "judgement": {"best": f"{c} lr x4 gamma x1"}}}
+              for c, runs in tuned.items()}
+    monkeypatch.setattr(recipes, "stored_sweep", lambda chapter, profile: stored.get(chapter))
+    judgement = bl.judge(prescribed, baselines)
+    assert judgement["separating"] == ["fd_digits", "modes_confident"]
+    verdicts = comparisons.roadmap_verdicts(prescribed, judgement)
+    result = recipe_views.tuned_roadmap(prescribed, baselines, "cpu")
+    assert result["missing"] == [] and {r["label"] for r in result["runs"]} == {f"Config {c}" for c in "ABCDE"}
+    reading = recipe_views.tuned_reading(verdicts, result, judgement["states"])
+    text = " ".join(reading)
+    assert "Prescribed recipes: Our order" in text and "Tuned recipes: Our order" in text
+    assert "'The modern network (C -> E) helps' reads THE OPPOSITE at this scale under the prescribed recipes and " \
+           "REPRODUCED under the tuned ones." in text
+    assert "Config A degrades in 3/3 seeds at its prescribed recipe and at its best cell (A lr x4 gamma x1) is " \
+           "trained 3/3: its collapse was the recipe." in text
+    table = recipe_views.tuned_rows(prescribed, judgement["states"], result)
+    assert list(table.index[:2]) == ["Config A, prescribed", "Config A, tuned"]
+    assert table.loc["Config A, prescribed", "state"] == "degrading 3/3"

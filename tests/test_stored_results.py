@@ -421,3 +421,63 @@ def test_the_books_claims_about_the_baselines_hold_in_the_stored_numbers():
     rows = {row["metric"]: row for row in mc["judgement"]["separation"]}
     assert not rows["modes"]["separates"] and not rows["reverse_kl"]["separates"]
     assert rows["fd_digits"]["separates"] and rows["modes_confident"]["separates"]
+
+
+# The recipe sweeps of the roadmap configs (r3gan_core.book.recipes), stored under results/recipes/: every run
+# trained there re-derived from its stored generator (one per config in the quick suite), every cell copied from a
+# config chapter equal to that chapter's stored run, the judgement (scores, states, best cell) recomputed.
+def _stored_sweeps() -> list[tuple[str, str, dict]]:
+    from r3gan_core.book import recipes
+
+    return [(name, profile, record) for name in CHAPTERS for profile in chapter.TRAINED_PROFILES
+            if (record := recipes.stored_sweep(name, profile)) is not None]
+
+
+RECIPE_SWEEPS = _stored_sweeps()
+RECIPE_RUNS = _fast_first([(("recipes", n, p), (n, p, run), f"recipes-{n}-{p}-{run['run']}")
+                           for n, p, record in RECIPE_SWEEPS for run in record["metrics"]["runs"]
+                           if run["status"] == "ok"])
+RECIPE_IDS = [pytest.param(*s, id=f"{s[0]}-{s[1]}") for s in RECIPE_SWEEPS]
+
+
+@pytest.mark.parametrize("name, profile, run", RECIPE_RUNS)
+def test_stored_recipe_runs_rederive_from_stored_generators(name, profile, run):
+    from r3gan_core.book import recipes
+
+    _rederive_final(name, profile, run, recipes.ROOT)
+
+
+@pytest.mark.parametrize("name, profile, record", RECIPE_IDS)
+def test_stored_recipe_sweeps_are_sealed_current_and_judged_by_their_rules(name, profile, record):
+    import json
+
+    from r3gan_core.book import recipes
+    from r3gan_core.book.profiles import RECIPE_SWEEP
+    from r3gan_core.report import jsonable
+
+    assert seal_problems_of(recipes.ROOT / name / profile) == []
+    metrics, own = record["metrics"], chapter.published_results(name, profile)["metrics"]
+    settings = chapter_settings(name, profile)
+    assert jsonable(metrics["settings"]) == jsonable({"sweep": RECIPE_SWEEP[profile], "chapter": settings})
+    config = name[-1].upper()
+    cells = recipes.sweep_cells(config, settings, RECIPE_SWEEP[profile])
+    assert [r["label"] for r in metrics["sweep"]] == [c.label for c in cells]
+    for r, c in zip(metrics["sweep"], cells):
+        assert r["cell"] == json.loads(json.dumps(recipes.cell_key(c)))
+        assert r["settings"]["lr"] == list(recipes._pair(c.lr)) and r["settings"]["gamma"] == list(recipes._pair(c.gamma))
+    stored_runs = {r["run"] for r in metrics["runs"]}
+    own_runs = {r["run"]: r for r in own["runs"]}
+    for phase in ("sweep", "tuned", "long"):
+        for r in metrics[phase]:
+            if "source" in r:  # a config chapter's run: equal to what that chapter stores
+                assert all(r[k] == own_runs[r["run"]][k] for k in HEADLINE), r["label"]
+            else:
+                assert r["run"] in stored_runs or r["status"] != "ok", r["label"]
+    judged = recipes.judge_sweep(metrics["sweep"], own["baselines"], own["judgement"], own["runs"])
+    assert json.loads(json.dumps(jsonable(judged))) == metrics["judgement"]
+
+
+def seal_problems_of(folder):
+    from r3gan_core.book.seal import seal_problems
+
+    return seal_problems(folder)

@@ -84,16 +84,17 @@ def plot_sweep(record: dict[str, Any], provenance, config: str):
         s, state = judged["scores"][c["label"]], judged["states"][c["label"]]
         text = ("–" if s is None else f"{s:.2f}") + f"\nFD {number(c['fd_digits'])}" * (c.get("fd_digits") is not None)
         text += f"\n{SHORT_STATE[state]}" * bool(SHORT_STATE[state])
-        bright = s is None or s > (vmax + (finite.min() if finite.size else 0)) / 2
+        bright = s is None or im.norm(s) > 0.55  # viridis is light from about here: dark text
         ax.text(j, i, text, ha="center", va="center", fontsize=8.5, color="black" if bright else "white")
         if c["label"] in (judged["prescribed"], judged["best"]):
             best = c["label"] == judged["best"]
             ax.add_patch(Rectangle((j - 0.47, i - 0.47), 0.94, 0.94, fill=False, lw=3 if best else 2,
                                    ec="tab:orange" if best else "black", ls="-" if best else "--"))
     ax.set_xticks(range(len(cols)), [f"x{v:g}" if col_title == "gamma factor" else f"{v:g}" for v in cols])
-    ax.set_yticks(range(len(rows)), [f"x{v:g}" for v in rows])
+    start = {c["cell"]["lr_factor"]: c["cell"]["lr"][0] for c in cells}
+    ax.set_yticks(range(len(rows)), [f"x{v:g}\n({start[v]:g})" for v in rows])
     ax.set_xlabel(col_title)
-    ax.set_ylabel("learning-rate factor")
+    ax.set_ylabel("learning-rate factor (start lr)")
     ax.grid(False)
     fig.colorbar(im, ax=ax, label="score (gap closed)", shrink=0.9)
     ax.set_title(f"Config {config}: recipe sweep, seed {cells[0]['seed']}, {cells[0]['images_seen']:,} images per "
@@ -168,3 +169,104 @@ def show_sweep(record: dict[str, Any] | None, provenance, config: str) -> list[s
     reading = sweep_reading(record)
     print_reading(reading)
     return reading
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The tuned roadmap (the roadmap chapter)
+# ---------------------------------------------------------------------------------------------------------
+def tuned_roadmap(prescribed: list[dict[str, Any]], baselines: dict[str, Any] | None, profile: str
+                  ) -> dict[str, Any] | None:
+    """Every config at its best sweep cell (the stored sweeps' tuned runs, relabelled "Config X"), judged and
+    compared with Table 2 by the same rules as the prescribed runs. None when no config has tuned runs stored."""
+    from . import baselines as bl
+    from .comparisons import roadmap_verdicts
+
+    runs, recipes_used, missing = [], {}, []
+    for config in "ABCDE":
+        found = recipes.stored_sweep(f"config_{config.lower()}", profile)
+        tuned = (found or {}).get("metrics", {}).get("tuned") or []
+        seeds = sorted({r["seed"] for r in prescribed if r["label"] == f"Config {config}"})
+        if not tuned or sorted(r["seed"] for r in tuned) != seeds:
+            missing.append(config)
+            continue
+        recipes_used[config] = found["metrics"]["judgement"]["best"]
+        runs += [{**r, "label": f"Config {config}"} for r in tuned]
+    if not runs or baselines is None:
+        return None
+    judgement = bl.judge(runs, baselines)
+    return {"runs": runs, "recipes": recipes_used, "missing": missing, "judgement": judgement,
+            "verdicts": roadmap_verdicts(runs, judgement)}
+
+
+def tuned_rows(prescribed: list[dict[str, Any]], prescribed_states: dict[str, str], tuned: dict[str, Any]):
+    """Two rows per config (prescribed, tuned) with their states, then the baselines: chapter.results_table."""
+    from .chapter import results_table
+
+    rows, states = [], {}
+    for kind, runs, st in (("prescribed", prescribed, prescribed_states),
+                           ("tuned", tuned["runs"], tuned["judgement"]["states"])):
+        for r in runs:
+            key = f"{r['run']}@{kind}"
+            rows.append({**r, "label": f"{r['label']}, {kind}", "run": key})
+            states[key] = st[r["run"]]
+    order = sorted(rows, key=lambda r: (r["label"].split(",")[0], r["label"]))
+    return results_table(order, None, states)
+
+
+def _word(line: str) -> str:
+    return line.split(":", 1)[0]
+
+
+def tuned_reading(prescribed_verdicts: list[str], tuned: dict[str, Any],
+                  prescribed_states: dict[str, str]) -> list[str]:
+    """The reading of the tuned roadmap, by rule from the two sets of verdicts: the rank agreement of each, each
+    paper step's verdict word under both recipes, and whether Config A's degrading was its recipe."""
+    out = []
+    rho = [line for line in prescribed_verdicts if line.startswith("Our order")]
+    rho_t = [line for line in tuned["verdicts"] if line.startswith("Our order")]
+    if rho and rho_t:
+        out.append(f"Prescribed recipes: {rho[0]} Tuned recipes: {rho_t[0]}")
+    for claim in ("stripping StyleGAN2 (A -> B) hurts", "the modern network (C -> E) helps", "Config E beats Config A"):
+        a = next((line for line in prescribed_verdicts if f": {claim}:" in line), None)
+        b = next((line for line in tuned["verdicts"] if f": {claim}:" in line), None)
+        if a and b:
+            out.append(f"'{claim[0].upper() + claim[1:]}' reads {_word(a)} under the prescribed recipes and "
+                       f"{_word(b)} under the tuned ones.")
+    a_pres = [s for run, s in prescribed_states.items() if run.startswith("config_a_")]
+    a_tuned = [tuned["judgement"]["states"][r["run"]] for r in tuned["runs"] if r["label"] == "Config A"]
+    if a_pres and a_tuned and "degrading" in a_pres:
+        fixed = "degrading" not in a_tuned and "did not train" not in a_tuned
+        out.append(f"Config A degrades in {a_pres.count('degrading')}/{len(a_pres)} seeds at its prescribed recipe "
+                   f"and at its best cell ({tuned['recipes'].get('A')}) is " +
+                   ", ".join(f"{s} {a_tuned.count(s)}/{len(a_tuned)}" for s in dict.fromkeys(a_tuned)) +
+                   (": its collapse was the recipe." if fixed else
+                    ": no cell of its grid removes the collapse, so it is not the recipe alone."))
+    if tuned["missing"]:
+        out.append(f"No tuned runs are stored yet for Config {', '.join(tuned['missing'])}: the tuned order and "
+                   "verdicts above cover the others only.")
+    return out
+
+
+def show_tuned_roadmap(prescribed: list[dict[str, Any]], judgement: dict[str, Any] | None,
+                       prescribed_verdicts: list[str], baselines: dict[str, Any] | None, profile: str
+                       ) -> dict[str, Any] | None:
+    """The roadmap chapter's tuned section: the two-row table, the tuned verdicts and the reading (printed)."""
+    from IPython.display import display
+
+    from . import tables
+    from .chapter import print_reading
+
+    tuned = tuned_roadmap(prescribed, baselines, profile)
+    if tuned is None or judgement is None:
+        print(f"No config has tuned runs stored for the {profile} profile yet (`python ci/run_recipes.py --config X "
+              "--phase tuned --publish` after its sweep).")
+        return None
+    print("Best cells: " + "; ".join(f"Config {c}: {label}" for c, label in tuned["recipes"].items()))
+    display(tables.show(tuned_rows(prescribed, judgement["states"], tuned),
+                        columns=("label", "state", "fd_digits", "modes_confident", "precision_digits",
+                                 "recall_digits")))
+    for line in tuned["verdicts"]:
+        print("-", line)
+    tuned["reading"] = tuned_reading(prescribed_verdicts, tuned, judgement["states"])
+    print_reading(tuned["reading"])
+    return tuned

@@ -153,9 +153,11 @@ def train_sweep(config: str, settings: dict[str, Any], sweep: dict[str, Any], ch
 def train_tuned(config: str, settings: dict[str, Any], sweep: dict[str, Any], sweep_runs: list[dict[str, Any]],
                 best: str | None, runs_dir: str | Path | None, done: list[dict[str, Any]] = (),
                 total_images: int | None = None, seeds: list[int] | None = None, tag: str = "tuned",
-                evaluations: int | None = None) -> list[dict[str, Any]]:
+                evaluations: int | None = None, chapter_runs: list[dict[str, Any]] | None = None
+                ) -> list[dict[str, Any]]:
     """Config `config` at its best sweep cell for every seed of `seeds` (default the chapter's), labelled
-    "Config X <tag>": the sweep's own run where it is that seed and length, runs in `done` kept, the rest trained."""
+    "Config X <tag>": runs in `done` kept; the config chapter's own runs (chapter_runs) when the best cell is the
+    prescribed recipe at the chapter's length; the sweep's run where it is that seed and length; the rest trained."""
     if best is None:
         return []
     cell = next(r for r in sweep_runs if r["label"] == best)
@@ -163,10 +165,15 @@ def train_tuned(config: str, settings: dict[str, Any], sweep: dict[str, Any], sw
     length = total_images or settings["total_images"]
     label = f"Config {config} {tag}"
     have = {r["seed"]: r for r in done if r["label"] == label}
+    # The prescribed recipe at the chapter's length: the config chapter's own runs are these runs.
+    own = {r["seed"]: r for r in chapter_runs or () if cell["cell"]["prescribed"] and r["images_seen"] == length}
     out = []
     for seed in seeds:
         if seed in have:
             out.append(have[seed])
+        elif seed in own:
+            out.append({**own[seed], "label": label, "from_cell": best, "cell": cell["cell"],
+                        "source": f"config_{config.lower()} chapter, run {own[seed]['run']}"})
         elif seed == cell["seed"] and length == cell["images_seen"] and cell.get("status") == "ok":
             out.append({**cell, "label": label, "from_cell": best})
     todo = [s for s in seeds if s not in {r["seed"] for r in out}]
