@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.phase == "sweep":
         record["sweep"] = recipes.train_sweep(config, settings, sweep, chapter_runs, runs_dir, done=record["sweep"])
         record["judgement"] = recipes.judge_sweep(record["sweep"], baselines, judgement, chapter_runs)
+        for phase in ("tuned", "long"):  # runs of another cell than the best one are no longer the tuned runs
+            record[phase] = [r for r in record[phase] if r.get("from_cell") == record["judgement"]["best"]]
     else:
         best = record["judgement"]["best"]
         tag = recipes.LONG_TAG if args.phase == "long" else recipes.TUNED_TAG
@@ -105,8 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     prov.count(images_seen=sum(r["images_seen"] for r in record[args.phase]),
                steps=sum(r["steps"] for r in record[args.phase]))
     command = "python ci/run_recipes.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    record["phases"][args.phase] = {**prov.as_dict(), "command": command,
-                                    "measured_s": round(time.perf_counter() - t0, 1)}
+    if todo == 0 and args.phase in record["phases"]:  # nothing trained: the training's provenance stays
+        from r3gan_core.report import git_commit
+
+        record["phases"][args.phase]["rejudged"] = {"command": command, "commit": git_commit(),
+                                                    "date": time.strftime("%Y-%m-%d")}
+    else:
+        record["phases"][args.phase] = {**prov.as_dict(), "command": command,
+                                        "measured_s": round(time.perf_counter() - t0, 1)}
     out = args.out / chapter
     export_generators([r for r in trained_here if (runs_dir / r["run"] / "checkpoint.pt").is_file()], runs_dir, out)
     write_metrics(out / "metrics.json", record, prov)

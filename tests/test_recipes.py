@@ -132,3 +132,21 @@ def test_the_tuned_roadmap_judges_both_orders_and_says_whether_a_was_the_recipe(
     table = recipe_views.tuned_rows(prescribed, judgement["states"], result)
     assert list(table.index[:2]) == ["Config A, prescribed", "Config A, tuned"]
     assert table.loc["Config A, prescribed", "state"] == "degrading 3/3"
+
+
+def test_a_run_folder_of_other_settings_is_refused_not_reused(tmp_path):
+    """A sweep cell's folder must never be read back as another cell's run (its evaluations would be reported
+    under the other recipe's name): train_and_evaluate checks the folder's config.json first."""
+    import json
+
+    from r3gan_core.book import experiments
+    from r3gan_core.report import jsonable
+    from r3gan_core.training import copy_config
+
+    cfg = copy_config(experiments.base_config("E", chapter_settings("config_e", "smoke"), lr=(8e-4, 2e-4)),
+                      out_dir=str(tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps({"train_config": jsonable(cfg.as_dict())}))
+    experiments.require_same_run(cfg, tmp_path)  # the same run: fine
+    with pytest.raises(ValueError, match=r"holds a run with other settings \(lr: folder \[0.0008, 0.0002\], asked 0.001"):
+        experiments.train_and_evaluate(copy_config(cfg, lr=1e-3), label="x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]  # nothing written

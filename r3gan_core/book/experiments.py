@@ -125,6 +125,29 @@ def score_samples(reference, fake: Tensor, num_samples: int, real_samples: int |
                            seed=seed, **(eval_options or {}))
 
 
+# What makes two runs of one folder the same run: the network, the seed and every recipe input.
+SAME_RUN_KEYS = ("config", "preset", "seed", "network", "conditional", "dataset", "max_items", "loss", "penalty",
+                 "gamma", "lr", "beta2", "ema_half_life", "aug_p", "batch", "penalty_interval", "style_mixing",
+                 "pl_interval", "schedule_images")
+
+
+def require_same_run(cfg: TrainConfig, out_dir: Path) -> None:
+    """ValueError when out_dir holds a run trained with other settings than cfg (its config.json): continuing it, or
+    reading its evaluations, would report that run under cfg's name. Nothing in the folder is touched."""
+    from ..report import jsonable
+
+    path = out_dir / "config.json"
+    if not path.is_file():
+        return
+    saved = read_json(path).get("train_config", {})
+    now = jsonable(cfg.as_dict())
+    differ = [f"{k}: folder {saved.get(k)!r}, asked {now.get(k)!r}" for k in SAME_RUN_KEYS
+              if k in saved and jsonable(saved.get(k)) != now.get(k)]
+    if differ:
+        raise ValueError(f"{out_dir} holds a run with other settings ({'; '.join(differ)}); give this run another "
+                         "folder (runs_dir) or move that one away")
+
+
 PROGRESS_NAME = "evaluations.json"  # in a run's out_dir: the evaluations made so far, and a diverged run's status
 
 
@@ -146,6 +169,7 @@ def train_and_evaluate(cfg: TrainConfig, label: str, evaluations: int = 1, num_s
     out_dir = Path(cfg.out_dir or tmp.name)
     base = copy_config(cfg, out_dir=str(out_dir), resume="auto",
                        schedule_images=cfg.schedule_images or total)
+    require_same_run(base, out_dir)
     real = load_dataset(dataset_spec(cfg), max_items=cfg.max_items, seed=cfg.seed).images
     reference = None  # the real half of every evaluation of this run, computed at the first one
     progress = read_json(out_dir / PROGRESS_NAME) if (out_dir / PROGRESS_NAME).is_file() else {}

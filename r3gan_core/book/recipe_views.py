@@ -145,6 +145,20 @@ def sweep_reading(record: dict[str, Any]) -> list[str]:
                    f"{number(pres['fd_digits'])}, confident modes {number(b['modes_confident'])} against "
                    f"{number(pres['modes_confident'])}. One seed per cell: the tuned roadmap's three seeds decide "
                    "whether the difference is beyond the seed spread.")
+        edges = _edges(record["sweep"], b)
+        if edges:
+            out.append(f"The best cell lies on the edge of the grid ({' and '.join(edges)}): a wider grid may find a "
+                       "better recipe still.")
+    return out
+
+
+def _edges(cells: list[dict[str, Any]], cell: dict[str, Any]) -> list[str]:
+    """Which ends of the grid's axes `cell` sits on ("the largest learning rate", "the smallest gamma")."""
+    rows, cols, _ = _grid_axes(cells)
+    out = []
+    for name, axis, value in (("learning rate", rows, cell["cell"]["lr_factor"]), ("gamma", cols, _column_value(cell))):
+        if len(axis) > 1 and value in (axis[0], axis[-1]):
+            out.append(f"the {'largest' if value == axis[-1] else 'smallest'} {name}")
     return out
 
 

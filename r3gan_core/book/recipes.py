@@ -36,7 +36,7 @@ from .experiments import base_config, evaluation_options, run_variants
 ROOT = RESULTS / "recipes"  # results/recipes/<config chapter>/<profile>/
 TUNED_TAG, LONG_TAG = "tuned", "tuned, long"  # labels "Config A tuned", "Config A tuned, long"
 SCORE_RULE = ("score: the mean over the separating metrics of the fraction of the gap from the untrained generator "
-              "to real data closed (0 = untrained, 1 = real data)")
+              "to real data closed (0 = untrained, 1 = real data), over the metrics where that gap is defined")
 DEGRADES_RULE = ("degrades: from the middle evaluation to the last, a majority of the separating metrics worsen by "
                  "more than the config's seed spread (sd of its prescribed runs' final values)")
 BEST_RULE = "best: the highest score among the cells that trained (not diverged, did not train or degrading)"
@@ -164,7 +164,7 @@ def train_tuned(config: str, settings: dict[str, Any], sweep: dict[str, Any], sw
     seeds = list(seeds if seeds is not None else settings["seeds"])
     length = total_images or settings["total_images"]
     label = f"Config {config} {tag}"
-    have = {r["seed"]: r for r in done if r["label"] == label}
+    have = {r["seed"]: r for r in done if r["label"] == label and r.get("from_cell") == best}
     # The prescribed recipe at the chapter's length: the config chapter's own runs are these runs.
     own = {r["seed"]: r for r in chapter_runs or () if cell["cell"]["prescribed"] and r["images_seen"] == length}
     out = []
@@ -223,7 +223,9 @@ def cell_score(run: dict[str, Any], baselines: dict[str, Any], metrics: list[str
     if not untrained:
         raise ValueError(f"no untrained baseline of seed {run['seed']} for {run['label']}")
     real = {m: statistics.fmean(bl.number(b[m]) for b in baselines["real"]) for m in metrics}
-    return statistics.fmean(bl.gap_closed(bl.number(run[m]), bl.number(untrained[0][m]), real[m]) for m in metrics)
+    closed = [bl.gap_closed(bl.number(run[m]), bl.number(untrained[0][m]), real[m]) for m in metrics]
+    closed = [c for c in closed if math.isfinite(c)]  # e.g. confident KL of an untrained G with no confident sample
+    return statistics.fmean(closed) if closed else None
 
 
 def judge_sweep(runs: list[dict[str, Any]], baselines: dict[str, Any], chapter_judgement: dict[str, Any],
