@@ -88,6 +88,8 @@ def plot_sweep(record: dict[str, Any], provenance, config: str):
         ax.text(j, i, text, ha="center", va="center", fontsize=8.5, color="black" if bright else "white")
         if c["label"] in (judged["prescribed"], judged["best"]):
             best = c["label"] == judged["best"]
+            if not best:  # a white line under the dashes keeps them visible on dark cells
+                ax.add_patch(Rectangle((j - 0.47, i - 0.47), 0.94, 0.94, fill=False, lw=3.5, ec="white"))
             ax.add_patch(Rectangle((j - 0.47, i - 0.47), 0.94, 0.94, fill=False, lw=3 if best else 2,
                                    ec="tab:orange" if best else "black", ls="-" if best else "--"))
     ax.set_xticks(range(len(cols)), [f"x{v:g}" if col_title == "gamma factor" else f"{v:g}" for v in cols])
