@@ -453,9 +453,10 @@ def test_stored_recipe_sweeps_are_sealed_current_and_judged_by_their_rules(name,
 
     from r3gan_core.book import recipes
     from r3gan_core.book.profiles import RECIPE_SWEEP
+    from r3gan_core.book.seal import seal_problems
     from r3gan_core.report import jsonable
 
-    assert seal_problems_of(recipes.ROOT / name / profile) == []
+    assert seal_problems(recipes.ROOT / name / profile) == []
     metrics, own = record["metrics"], chapter.published_results(name, profile)["metrics"]
     settings = chapter_settings(name, profile)
     assert jsonable(metrics["settings"]) == jsonable({"sweep": RECIPE_SWEEP[profile], "chapter": settings})
@@ -476,8 +477,3 @@ def test_stored_recipe_sweeps_are_sealed_current_and_judged_by_their_rules(name,
     judged = recipes.judge_sweep(metrics["sweep"], own["baselines"], own["judgement"], own["runs"])
     assert json.loads(json.dumps(jsonable(judged))) == metrics["judgement"]
 
-
-def seal_problems_of(folder):
-    from r3gan_core.book.seal import seal_problems
-
-    return seal_problems(folder)
