@@ -4,6 +4,7 @@ image chapter and the time of one evaluation, then the profile's total projected
 
     python benchmarks/profile_cost.py --profile gpu --device cuda --json runs/cost.json
     python benchmarks/profile_cost.py --profile smoke --device cpu --probe-steps 4      # a quick check
+    python benchmarks/profile_cost.py --profile cpu --device cpu --recipes              # the recipe sweeps' phases
 
 Each probe trains the chapter's own TrainConfig (the one its notebook builds: experiments.base_config or
 biggan_study.study_config, with each variant's overrides) through `r3gan_core.training.train` for
@@ -15,6 +16,11 @@ metrics.evaluate_images with the profile's options) is timed once per preset, sa
 Projection, per chapter: sum over runs of total_images / images_per_second + runs x evaluations x evaluation
 time, runs one after another on one device (the gpu profile's `workers` is 1). Spectra and sample grids are
 inside the probe when their intervals fall in it; start-up per run is not counted.
+
+--recipes projects ci/run_recipes.py instead (profiles.RECIPE_SWEEP): per roadmap config, its sweep (the grid's cells
+but the prescribed one, which is the chapter's own run), its tuned seeds and, for long_configs, its long runs, from one
+probe of the config at the chapter's settings and thread count; runs two side by side (the runner's workers = 2), so
+half the summed run time. An upper bound where the runner reuses runs (a tuned seed that is the sweep's cell).
 """
 
 from __future__ import annotations
@@ -115,6 +121,35 @@ def chapter_cost(chapter: str, profile: str, steps: int, device: str,
             "variants": rows, "evaluation_s": eval_s, "train_s": train_s, "projected_s": projected}
 
 
+def recipe_cost(config: str, profile: str, steps: int, device: str,
+                evaluation_times: dict[str, float]) -> dict[str, Any]:
+    """Projected seconds of each ci/run_recipes.py phase of `config` (module docstring, --recipes)."""
+    from r3gan_core.book.profiles import RECIPE_SWEEP
+    from r3gan_core.book.recipes import sweep_cells
+
+    chapter = f"config_{config.lower()}"
+    settings, sweep = chapter_settings(chapter, profile), RECIPE_SWEEP[profile]
+    torch.set_num_threads(settings.get("threads") or torch.get_num_threads())
+    base = experiments.base_config(config, settings)
+    rate, result = probe(base, steps, device)
+    eval_key = json.dumps([base.preset, base.max_items, settings["num_samples"],
+                           experiments.evaluation_options(settings)], sort_keys=True)
+    if eval_key not in evaluation_times:
+        evaluation_times[eval_key] = time_evaluation(result.G_ema, base, settings)
+    eval_s = evaluation_times[eval_key]
+    cells = sum(not c.prescribed for c in sweep_cells(config, settings, sweep))
+    phases = {"sweep": (cells, settings["total_images"], sweep["evaluations"]),
+              "tuned": (len(settings["seeds"]), settings["total_images"], sweep["evaluations"])}
+    if config in sweep["long_configs"]:
+        phases["long"] = (len(sweep["long_seeds"]), sweep["long_images"], sweep["long_evaluations"])
+    projected = {phase: runs * (images / rate + evals * eval_s) / 2 for phase, (runs, images, evals) in phases.items()}
+    print(f"  Config {config}: {rate:.1f} img/s, one evaluation {eval_s:.1f} s; projected " +
+          ", ".join(f"{phase} {s / 60:.1f} min" for phase, s in projected.items()), flush=True)
+    return {"chapter": chapter, "profile": profile, "images_per_s": rate, "evaluation_s": eval_s,
+            "phases": {phase: {"runs": r, "images": i, "evaluations": e, "projected_s": projected[phase]}
+                       for phase, (r, i, e) in phases.items()}, "projected_s": sum(projected.values())}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="gpu", choices=[p for p in PROFILES if p != "paper"])
@@ -122,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--probe-steps", type=int, default=100, help="training steps per probe (default: 100)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument("--recipes", action="store_true", help="project ci/run_recipes.py's phases of configs A-E")
     args = parser.parse_args(argv)
     if args.probe_steps < 2:
         parser.error(f"--probe-steps must be at least 2, got {args.probe_steps}")
@@ -132,9 +168,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"profile {args.profile} on {device_description(device)}; {args.probe_steps} steps per probe", flush=True)
     t0 = time.perf_counter()
     evaluation_times: dict[str, float] = {}
-    rows = [chapter_cost(c, args.profile, args.probe_steps, str(device), evaluation_times) for c in args.chapters]
+    if args.recipes:
+        from r3gan_core.book.profiles import RECIPE_SWEEP
+
+        if args.profile not in RECIPE_SWEEP:
+            parser.error(f"--recipes: RECIPE_SWEEP has no {args.profile!r} profile; valid: {', '.join(RECIPE_SWEEP)}")
+        rows = [recipe_cost(c, args.profile, args.probe_steps, str(device), evaluation_times) for c in "ABCDE"]
+        what = "recipe sweeps, tuned and long runs"
+    else:
+        rows = [chapter_cost(c, args.profile, args.probe_steps, str(device), evaluation_times) for c in args.chapters]
+        what = f"{len(rows)} image chapters"
     total = sum(r["projected_s"] for r in rows)
-    print(f"the {args.profile} profile of {len(rows)} image chapters, projected: {total / 3600:.2f} h on this "
+    print(f"the {args.profile} profile of the {what}, projected: {total / 3600:.2f} h on this "
           f"device (measured in {time.perf_counter() - t0:.0f} s)", flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

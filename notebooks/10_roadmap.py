@@ -38,7 +38,7 @@ artifacts_dir = None   # set by ci/run_chapters.py
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from r3gan_core.book import baselines as baselines_rules, chapter, comparisons, plotting, readings, recipe_views, tables
+from r3gan_core.book import baselines as baselines_rules, chapter, comparisons, long_runs, plotting, readings, recipe_views, tables
 from r3gan_core.networks.anatomy import parameter_table
 
 settings, prov, _ = chapter.chapter_start("roadmap", profile, trains=False)
@@ -121,10 +121,25 @@ for line in verdicts:
 
 # %%
 tuned = recipe_views.show_tuned_roadmap(runs, judgement, verdicts, baselines, profile)
+
+# %% [markdown]
+# ## More images for the decisive pairs
+#
+# Two of the paper's steps decide the roadmap: E against A (does the modern baseline beat StyleGAN2?) and E against
+# C (does the modern network help?). Each of A, C and E is trained again at its best cell for more images
+# (`RECIPE_SWEEP`'s `long_images`: in the cpu profile 4x the tuned runs' 64k), three seeds each, with every cosine
+# schedule stretched over the longer run, so the long runs' first points are not the short runs: the comparison is
+# final against final. The curves show both lengths against the
+# untrained and real-data baselines; the table gives, per separating metric, which config wins at each length by the
+# separation rule above, and whether that holds, flips, separates or closes; then the roadmap's verdicts on the long
+# runs alone.
+
+# %%
+longer = long_runs.show_longer_training(tuned, baselines, profile)
 prov.finish(images_seen=sum(r["images_seen"] for r in runs), steps=sum(r["steps"] for r in runs))
 record = chapter.write_metrics(metrics_path, {"runs": runs, "sources": sources, "verdicts": verdicts,
                                               "baselines": baselines, "judgement": judgement,
-                                              "tuned": tuned}, prov)
+                                              "tuned": tuned, "longer": longer}, prov)
 print(prov)
 
 # %% [markdown]
@@ -150,8 +165,8 @@ print(prov)
 # far more capacity than 1,000 modes of 8x8 images need; this chapter's verdicts for C -> E are consistent with that
 # but do not prove it. *More* at 8x8: the loss and its penalties (Config B -> C), because with few pixels and small
 # networks the training dynamics, not capacity, decide the result, as the mode-coverage chapter shows. A test:
-# {numref}`config-e-ex-1` isolates one architecture change at this scale; the recipe sweep of the issue
-# tracker's roadmap work (fair recipes per config) would test the rest.
+# {numref}`config-e-ex-1` isolates one architecture change at this scale; the tuned roadmap and the long runs above
+# test the guess once each config has its own recipe: compare their verdicts for C -> E with those for A -> B.
 # :::
 
 # %% [markdown]

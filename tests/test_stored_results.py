@@ -477,3 +477,33 @@ def test_stored_recipe_sweeps_are_sealed_current_and_judged_by_their_rules(name,
     judged = recipes.judge_sweep(metrics["sweep"], own["baselines"], own["judgement"], own["runs"])
     assert json.loads(json.dumps(jsonable(judged))) == metrics["judgement"]
 
+
+
+@pytest.mark.parametrize("profile", sorted({p for _, p, r in RECIPE_SWEEPS if r["metrics"].get("long")}))
+def test_stored_long_runs_are_the_best_cells_at_the_long_length_and_every_pair_is_judged(profile):
+    """The roadmap's long-run section (r3gan_core.book.long_runs) reads the stored long runs: each is its config's
+    best cell at RECIPE_SWEEP's long_images for every long seed, and once all are stored both pairs are judged."""
+    from r3gan_core.book import comparisons, long_runs, recipe_views
+    from r3gan_core.book.profiles import RECIPE_SWEEP
+
+    sweep = RECIPE_SWEEP[profile]
+    found, phases = long_runs.long_runs(profile)
+    assert set(found) <= set(sweep["long_configs"])
+    for config, runs in found.items():
+        best = recipes_best(config, profile)
+        assert sorted(r["seed"] for r in runs) == sweep["long_seeds"], config
+        assert all(r["from_cell"] == best and r["images_seen"] == sweep["long_images"] for r in runs), config
+        assert all(len(r["evaluations"]) == sweep["long_evaluations"] for r in runs if r["status"] == "ok"), config
+        assert phases[config].get("command", "").startswith("python ci/run_recipes.py"), config
+    runs, _, baselines = comparisons.gather_roadmap(None, profile)
+    tuned = recipe_views.tuned_roadmap(runs, baselines, profile)
+    result = long_runs.longer_training(tuned, baselines, profile)
+    if set(found) == set(sweep["long_configs"]):
+        assert result["missing"] == [] and len(result["pairs"]) == len(long_runs.PAIRS)
+        assert result["metrics"], "no metric separates trained from untrained at both lengths: nothing is judged"
+
+
+def recipes_best(config: str, profile: str) -> str:
+    from r3gan_core.book import recipes
+
+    return recipes.stored_sweep(f"config_{config.lower()}", profile)["metrics"]["judgement"]["best"]

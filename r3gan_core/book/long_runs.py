@@ -1,0 +1,196 @@
+"""The decisive pairs of the roadmap trained 4x longer (issue 21, item 3): tuned Config A against tuned E, and tuned C
+against tuned E, at RECIPE_SWEEP's long_images, 3 seeds each. Does the ordering the tuned roadmap found at 64k images
+hold, flip or separate with more images? Every sentence is made by LONGER_RULE from the stored runs.
+
+The long runs are stored in results/recipes/ ("long" of each config's record, ci/run_recipes.py --phase long). Their
+recipe is the config's best sweep cell, with every cosine schedule stretched over the longer run (schedule_images =
+total images), so a long run's 64k-image point is not the 64k run: the comparison is of final against final.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import recipes
+
+PAIRS = (("E", "A", "Config E beats Config A", "7.045 vs 7.516 FID"),
+         ("E", "C", "the modern network (C -> E) helps", "E 7.045 vs C 11.65 FID"))
+CHANGES = ("holds", "flips", "separates", "closes", "not separated")
+LONGER_RULE = ("per metric that separates trained from untrained generators at both lengths: the side that wins by "
+               "the separation rule at the tuned runs' length (short) and at the long runs' length (their final "
+               "values); 'holds' = the same side wins at both, 'flips' = each length a different side, 'separates' = "
+               "tied short and one side wins long, 'closes' = one side wins short and they tie long; the pair "
+               "FLIPS if any metric flips, else is MIXED if some close and some separate, else CLOSES if any closes, "
+               "else SEPARATES FURTHER if any separates, else HOLDS if any holds, else is NOT SEPARATED at either "
+               "length")
+
+
+def long_runs(profile: str) -> tuple[dict[str, list[dict[str, Any]]], dict[str, dict[str, Any]]]:
+    """Per config with long runs stored: its runs relabelled "Config X" (as the tuned roadmap labels them), and the
+    provenance of its long phase (how, where and when ci/run_recipes.py trained them)."""
+    runs, phases = {}, {}
+    for config in "ABCDE":
+        metrics = (recipes.stored_sweep(f"config_{config.lower()}", profile) or {}).get("metrics", {})
+        if metrics.get("long"):
+            runs[config] = [{**r, "label": f"Config {config}", "tag": r["label"]} for r in metrics["long"]]
+            phases[config] = metrics.get("phases", {}).get("long", {})
+    return runs, phases
+
+
+def curves_footer(result: dict[str, Any], profile: str) -> str:
+    """How the long-run figure was produced: profile, device, seeds, images per run, each config's summed
+    training + evaluation time of its long runs, and the command and commit that trained them."""
+    runs, phases = result["runs"], result["phases"]
+    seeds = sorted({r["seed"] for r in runs})
+    devices = sorted({p.get("device", "?") for p in phases.values()})
+    walls = {}
+    for r in runs:
+        walls[r["label"]] = walls.get(r["label"], 0.0) + r.get("wall_time_s", 0.0) + r.get("eval_time_s", 0.0)
+    commits = sorted({p.get("commit", "?") for p in phases.values()})
+    return (f"profile={profile} · device={', '.join(devices)} · seeds={','.join(map(str, seeds))} · long runs "
+            f"{result['images']:,} images each, short (tuned) runs {result['short_images']:,} · run time " +
+            ", ".join(f"{label[-1]} {w / 60:.0f} min" for label, w in sorted(walls.items())) +
+            f" (summed over seeds) · ci/run_recipes.py --phase long · commit={','.join(commits)}")
+
+
+def winner(runs_x: list[dict[str, Any]], runs_y: list[dict[str, Any]], metric: str, x: str, y: str) -> str | None:
+    """x or y when its finished runs beat the other's on `metric` by comparisons.SEPARATION_RULE, else None."""
+    from .baselines import HIGHER_IS_BETTER, number
+    from .comparisons import separated
+
+    a = [number(r[metric]) for r in runs_x if r["status"] == "ok"]
+    b = [number(r[metric]) for r in runs_y if r["status"] == "ok"]
+    if separated(a, b, HIGHER_IS_BETTER[metric])[0]:
+        return x
+    if separated(b, a, HIGHER_IS_BETTER[metric])[0]:
+        return y
+    return None
+
+
+def change(short: str | None, long: str | None) -> str:
+    """One metric's change of winner from the short length to the long one (LONGER_RULE)."""
+    if short and long:
+        return "holds" if short == long else "flips"
+    return "separates" if long else ("closes" if short else "not separated")
+
+
+def pair_word(changes: dict[str, str]) -> str:
+    """The pair's word from its metrics' changes (LONGER_RULE)."""
+    found = set(changes.values())
+    if "flips" in found:
+        return "FLIPS"
+    if {"closes", "separates"} <= found:
+        return "MIXED"
+    for change_, word in (("closes", "CLOSES"), ("separates", "SEPARATES FURTHER"), ("holds", "HOLDS")):
+        if change_ in found:
+            return word
+    return "NOT SEPARATED at either length"
+
+
+def compare_pair(better: str, worse: str, short: dict[str, list[dict[str, Any]]], long: dict[str, list[dict[str, Any]]],
+                 metrics: list[str]) -> dict[str, Any]:
+    """Winner per metric short (the tuned runs per config) and long, its change, and the pair's word."""
+    rows, changes = [], {}
+    for m in metrics:
+        w_short = winner(short[better], short[worse], m, better, worse)
+        w_long = winner(long[better], long[worse], m, better, worse)
+        changes[m] = change(w_short, w_long)
+        rows.append({"metric": m, "short": w_short or "tie", "long": w_long or "tie", "change": changes[m]})
+    return {"pair": f"{worse} vs {better}", "rows": rows, "changes": changes, "word": pair_word(changes)}
+
+
+def longer_training(tuned: dict[str, Any] | None, baselines: dict[str, Any] | None, profile: str
+                    ) -> dict[str, Any] | None:
+    """The long runs judged (baselines.judge, the roadmap's baselines), each pair compared with the tuned runs
+    (short) by LONGER_RULE, and the roadmap's verdict sentences on the long runs. None when nothing is stored."""
+    from . import baselines as bl
+    from .comparisons import decided_comparison
+
+    found, phases = long_runs(profile)
+    if tuned is None or baselines is None or not found:
+        return None
+    runs = [r for rs in found.values() for r in rs]
+    judgement = bl.judge(runs, baselines)
+    short = {c: [r for r in tuned["runs"] if r["label"] == f"Config {c}"] for c in "ABCDE"}
+    both = [m for m in judgement["separating"] if m in tuned["judgement"]["separating"]]
+    pairs, verdicts, missing = [], [], []
+    for better, worse, claim, paper_numbers in PAIRS:
+        if not (better in found and worse in found and short[better] and short[worse]):
+            missing.append(f"{worse} vs {better}")
+            continue
+        pairs.append(compare_pair(better, worse, short, found, both))
+        verdicts.append(decided_comparison(runs, f"Config {better}", f"Config {worse}", judgement, claim,
+                                           paper_numbers))
+    return {"runs": runs, "judgement": judgement, "metrics": both, "pairs": pairs, "verdicts": verdicts,
+            "missing": missing, "images": max(r["images_seen"] for r in runs),
+            "short_images": max(r["images_seen"] for r in tuned["runs"]), "phases": phases, "rule": LONGER_RULE}
+
+
+def images_k(n: int) -> str:
+    """An image count as the book writes it in labels: 64k, 256k, 1.5M."""
+    return f"{n / 1e6:g}M" if n >= 1_000_000 else (f"{n / 1e3:g}k" if n >= 1000 else f"{n:,}")
+
+
+def longer_reading(result: dict[str, Any], tuned: dict[str, Any]) -> list[str]:
+    """The reading under the long runs, each sentence by LONGER_RULE or the book's state rules on stored numbers."""
+    from .baselines import number
+    from .comparisons import mean_sd
+    from .readings import METRIC_NAMES
+
+    out, states = [], result["judgement"]["states"]
+    for config in dict.fromkeys(r["label"] for r in result["runs"]):
+        runs = [r for r in result["runs"] if r["label"] == config]
+        short = [r for r in tuned["runs"] if r["label"] == config and r["status"] == "ok"]
+        st = [states[r["run"]] for r in runs]
+        fd_long = mean_sd([number(r["fd_digits"]) for r in runs if r["status"] == "ok"]) if any(
+            r["status"] == "ok" for r in runs) else "n/a (diverged)"
+        out.append(f"{config} at {result['images']:,} images: " +
+                   ", ".join(f"{s} {st.count(s)}/{len(st)}" for s in dict.fromkeys(st)) +
+                   f"; FD-digits {fd_long}, against {mean_sd([number(r['fd_digits']) for r in short])} at "
+                   f"{images_k(result['short_images'])} (its tuned runs).")
+    for pair in result["pairs"]:
+        parts = [f"{METRIC_NAMES[row['metric']]} {row['change']} ({row['short']} -> {row['long']})"
+                 for row in pair["rows"]]
+        ratio = result["images"] / result["short_images"]
+        out.append(f"{pair['pair']}: the {images_k(result['short_images'])} ordering {pair['word']} with {ratio:g}x "
+                   "the images (winner per metric, short -> long): "
+                   + ("; ".join(parts) if parts else "no metric separates at both lengths") + ".")
+    if result["missing"]:
+        out.append(f"Not stored yet: the long runs of {', '.join(result['missing'])}; those pairs are not judged.")
+    return out
+
+
+def show_longer_training(tuned: dict[str, Any] | None, baselines: dict[str, Any] | None, profile: str
+                         ) -> dict[str, Any] | None:
+    """The roadmap chapter's long-run section: the curves of the long and the short tuned runs against their
+    baselines, the change table per pair, the verdicts at the long length and the reading (printed)."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from . import plotting, tables
+    from .chapter import print_reading
+
+    if tuned is None:
+        print("The long runs are compared with the tuned roadmap's runs, and there are none (above).")
+        return None
+    result = longer_training(tuned, baselines, profile)
+    if result is None:
+        print(f"No long runs are stored for the {profile} profile yet (`python ci/run_recipes.py --config X --phase "
+              "long --publish` after the config's tuned runs).")
+        return None
+    configs = sorted({r["label"] for r in result["runs"]})
+    short = [{**r, "label": f"{r['label']}, {images_k(result['short_images'])}"} for r in tuned["runs"]
+             if r["label"] in configs]
+    long = [{**r, "label": f"{r['label']}, {images_k(result['images'])}"} for r in result["runs"]]
+    plotting.plot_metric_curves(short + long, tuple(result["metrics"][:3]) or ("fd_digits",),
+                                curves_footer(result, profile), baselines=baselines)
+    plt.show()
+    rows = [{"pair": p["pair"], **row} for p in result["pairs"] for row in p["rows"]]
+    if rows:
+        display(tables.show(rows, caption=LONGER_RULE, rename={
+            "short": f"wins at {images_k(result['short_images'])}", "long": f"wins at {images_k(result['images'])}"}))
+    for line in result["verdicts"]:
+        print("-", line)
+    result["reading"] = longer_reading(result, tuned)
+    print_reading(result["reading"])
+    return result
