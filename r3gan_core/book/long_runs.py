@@ -144,10 +144,10 @@ def longer_reading(result: dict[str, Any], tuned: dict[str, Any]) -> list[str]:
         st = [states[r["run"]] for r in runs]
         fd_long = mean_sd([number(r["fd_digits"]) for r in runs if r["status"] == "ok"]) if any(
             r["status"] == "ok" for r in runs) else "n/a (diverged)"
+        fd_short = mean_sd([number(r["fd_digits"]) for r in short]) if short else "no finished run"
         out.append(f"{config} at {result['images']:,} images: " +
                    ", ".join(f"{s} {st.count(s)}/{len(st)}" for s in dict.fromkeys(st)) +
-                   f"; FD-digits {fd_long}, against {mean_sd([number(r['fd_digits']) for r in short])} at "
-                   f"{images_k(result['short_images'])} (its tuned runs).")
+                   f"; FD-digits {fd_long}, against {fd_short} at {images_k(result['short_images'])} (its tuned runs).")
     for pair in result["pairs"]:
         parts = [f"{METRIC_NAMES[row['metric']]} {row['change']} ({row['short']} -> {row['long']})"
                  for row in pair["rows"]]
