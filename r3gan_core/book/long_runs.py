@@ -16,13 +16,14 @@ from . import recipes
 PAIRS = (("E", "A", "Config E beats Config A", "7.045 vs 7.516 FID"),
          ("E", "C", "the modern network (C -> E) helps", "E 7.045 vs C 11.65 FID"))
 CHANGES = ("holds", "flips", "separates", "closes", "not separated")
+CURVES = ("fd_digits", "recall_digits", "modes_confident")  # the curves drawn (the table covers every metric)
 LONGER_RULE = ("per metric that separates trained from untrained generators at both lengths: the side that wins by "
                "the separation rule at the tuned runs' length (short) and at the long runs' length (their final "
                "values); 'holds' = the same side wins at both, 'flips' = each length a different side, 'separates' = "
                "tied short and one side wins long, 'closes' = one side wins short and they tie long; the pair "
-               "FLIPS if any metric flips, else is MIXED if some close and some separate, else CLOSES if any closes, "
-               "else SEPARATES FURTHER if any separates, else HOLDS if any holds, else is NOT SEPARATED at either "
-               "length")
+               "FLIPS if any metric flips, else CLOSES if some close and none holds or separates, else PARTLY CLOSES if "
+               "some close, else SEPARATES FURTHER if any separates, else HOLDS if any holds, else is NOT SEPARATED "
+               "at either length")
 
 
 def long_runs(profile: str) -> tuple[dict[str, list[dict[str, Any]]], dict[str, dict[str, Any]]]:
@@ -42,13 +43,15 @@ def curves_footer(result: dict[str, Any], profile: str) -> str:
     training + evaluation time of its long runs, and the command and commit that trained them."""
     runs, phases = result["runs"], result["phases"]
     seeds = sorted({r["seed"] for r in runs})
-    devices = sorted({p.get("device", "?") for p in phases.values()})
+    devices = sorted({p.get("device", "?").split(" (")[0] for p in phases.values()})
+    threads = sorted({str(p.get("extra", {}).get("threads", "?")) for p in phases.values()})
     walls = {}
     for r in runs:
         walls[r["label"]] = walls.get(r["label"], 0.0) + r.get("wall_time_s", 0.0) + r.get("eval_time_s", 0.0)
     commits = sorted({p.get("commit", "?") for p in phases.values()})
-    return (f"profile={profile} · device={', '.join(devices)} · seeds={','.join(map(str, seeds))} · long runs "
-            f"{result['images']:,} images each, short (tuned) runs {result['short_images']:,} · run time " +
+    return (f"profile={profile} · device={', '.join(devices)}, {'/'.join(threads)} thread per run, two runs side by "
+            f"side · seeds={','.join(map(str, seeds))} · long runs {result['images']:,} images each, short (tuned) "
+            f"{result['short_images']:,}\nrun time " +
             ", ".join(f"{label[-1]} {w / 60:.0f} min" for label, w in sorted(walls.items())) +
             f" (summed over seeds) · ci/run_recipes.py --phase long · commit={','.join(commits)}")
 
@@ -79,9 +82,9 @@ def pair_word(changes: dict[str, str]) -> str:
     found = set(changes.values())
     if "flips" in found:
         return "FLIPS"
-    if {"closes", "separates"} <= found:
-        return "MIXED"
-    for change_, word in (("closes", "CLOSES"), ("separates", "SEPARATES FURTHER"), ("holds", "HOLDS")):
+    if "closes" in found:
+        return "PARTLY CLOSES" if found & {"holds", "separates"} else "CLOSES"
+    for change_, word in (("separates", "SEPARATES FURTHER"), ("holds", "HOLDS")):
         if change_ in found:
             return word
     return "NOT SEPARATED at either length"
@@ -139,15 +142,17 @@ def longer_reading(result: dict[str, Any], tuned: dict[str, Any]) -> list[str]:
 
     out, states = [], result["judgement"]["states"]
     for config in dict.fromkeys(r["label"] for r in result["runs"]):
-        runs = [r for r in result["runs"] if r["label"] == config]
+        runs = [r for r in result["runs"] if r["label"] == config and r["status"] == "ok"]
         short = [r for r in tuned["runs"] if r["label"] == config and r["status"] == "ok"]
-        st = [states[r["run"]] for r in runs]
-        fd_long = mean_sd([number(r["fd_digits"]) for r in runs if r["status"] == "ok"]) if any(
-            r["status"] == "ok" for r in runs) else "n/a (diverged)"
-        fd_short = mean_sd([number(r["fd_digits"]) for r in short]) if short else "no finished run"
+        st = [states[r["run"]] for r in result["runs"] if r["label"] == config]
+        numbers = "; ".join(
+            f"{METRIC_NAMES[m]} {mean_sd([number(r[m]) for r in runs]) if runs else 'n/a (diverged)'} vs "
+            f"{mean_sd([number(r[m]) for r in short]) if short else 'no finished run'}"
+            for m in ("fd_digits", "modes_confident"))
         out.append(f"{config} at {result['images']:,} images: " +
                    ", ".join(f"{s} {st.count(s)}/{len(st)}" for s in dict.fromkeys(st)) +
-                   f"; FD-digits {fd_long}, against {fd_short} at {images_k(result['short_images'])} (its tuned runs).")
+                   f"; against its tuned runs of {result['short_images']:,} images, {numbers}. " +
+                   _more_images(runs, short, result["metrics"]))
     for pair in result["pairs"]:
         parts = [f"{METRIC_NAMES[row['metric']]} {row['change']} ({row['short']} -> {row['long']})"
                  for row in pair["rows"]]
@@ -158,6 +163,18 @@ def longer_reading(result: dict[str, Any], tuned: dict[str, Any]) -> list[str]:
     if result["missing"]:
         out.append(f"Not stored yet: the long runs of {', '.join(result['missing'])}; those pairs are not judged.")
     return out
+
+
+def _more_images(long: list[dict[str, Any]], short: list[dict[str, Any]], metrics: list[str]) -> str:
+    """What the longer training changed for one config, by the separation rule (long runs against its tuned runs)."""
+    from .readings import METRIC_NAMES
+
+    sides = {m: winner(long, short, m, "better", "worse") or "no different" for m in metrics}
+    groups = {side: [METRIC_NAMES[m] for m in metrics if sides[m] == side] for side in ("better", "worse",
+                                                                                         "no different")}
+    parts = [f"{side} on {', '.join(names)}" for side, names in groups.items() if names]
+    return ("By the separation rule the longer runs are " + "; ".join(parts) + "." if parts else
+            "No metric separates at both lengths.")
 
 
 def show_longer_training(tuned: dict[str, Any] | None, baselines: dict[str, Any] | None, profile: str
@@ -182,8 +199,9 @@ def show_longer_training(tuned: dict[str, Any] | None, baselines: dict[str, Any]
     short = [{**r, "label": f"{r['label']}, {images_k(result['short_images'])}"} for r in tuned["runs"]
              if r["label"] in configs]
     long = [{**r, "label": f"{r['label']}, {images_k(result['images'])}"} for r in result["runs"]]
-    plotting.plot_metric_curves(short + long, tuple(result["metrics"][:3]) or ("fd_digits",),
-                                curves_footer(result, profile), baselines=baselines)
+    shown = tuple(m for m in CURVES if m in result["metrics"]) or tuple(result["metrics"][:3]) or ("fd_digits",)
+    plotting.plot_metric_curves(short + long, shown, curves_footer(result, profile), baselines=baselines,
+                                log_y=("fd_digits",))
     plt.show()
     rows = [{"pair": p["pair"], **row} for p in result["pairs"] for row in p["rows"]]
     if rows:
