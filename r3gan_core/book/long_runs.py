@@ -196,12 +196,11 @@ def show_longer_training(tuned: dict[str, Any] | None, baselines: dict[str, Any]
               "long --publish` after the config's tuned runs).")
         return None
     configs = sorted({r["label"] for r in result["runs"]})
-    short = [{**r, "label": f"{r['label']}, {images_k(result['short_images'])}"} for r in tuned["runs"]
-             if r["label"] in configs]
-    long = [{**r, "label": f"{r['label']}, {images_k(result['images'])}"} for r in result["runs"]]
+    short = [{**r, "length": f"{images_k(result['short_images'])} run"} for r in tuned["runs"] if r["label"] in configs]
+    long = [{**r, "length": f"{images_k(result['images'])} run"} for r in result["runs"]]
     shown = tuple(m for m in CURVES if m in result["metrics"]) or tuple(result["metrics"][:3]) or ("fd_digits",)
     plotting.plot_metric_curves(short + long, shown, curves_footer(result, profile), baselines=baselines,
-                                log_y=("fd_digits",))
+                                log_y=("fd_digits",), style="length")
     plt.show()
     rows = [{"pair": p["pair"], **row} for p in result["pairs"] for row in p["rows"]]
     if rows:

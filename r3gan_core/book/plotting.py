@@ -84,13 +84,15 @@ def show_grid(ax: plt.Axes, images: torch.Tensor | np.ndarray, title: str | None
 # Figures of training runs. `runs` are records from r3gan_core.book.experiments.run_record (plain dicts), so fresh
 # runs and published results draw the same way.
 # ---------------------------------------------------------------------------------------------------------
-def _long_table(runs: list[dict], table: str, columns: tuple[str, ...], hue: str = "label"):
+def _long_table(runs: list[dict], table: str, columns: tuple[str, ...], hue: str = "label", style: str | None = None):
     import pandas as pd
 
     rows = []
     for run in runs:
         for rec in run.get(table, []):
             row = {hue: run.get(hue, run.get("label")), "seed": run.get("seed", 0)}
+            if style:
+                row[style] = run[style]
             row.update({c: rec.get(c) for c in columns})
             rows.append(row)
     return pd.DataFrame(rows)
@@ -122,11 +124,12 @@ def images_axis(ax: plt.Axes) -> None:
 
 
 def plot_metric_curves(runs: list[dict], metrics: tuple[str, ...], provenance: Provenance | str,
-                       hue: str = "label", log_y: tuple[str, ...] = (), baselines: dict | None = None
-                       ) -> plt.Figure:
+                       hue: str = "label", log_y: tuple[str, ...] = (), baselines: dict | None = None,
+                       style: str | None = None) -> plt.Figure:
     """Small multiples: each metric of the runs' evaluations against images seen (bands over seeds), with the
-    untrained and real-data baselines (draw_baselines) when given."""
-    df = _long_table(runs, "evaluations", ("images_seen", *metrics), hue)
+    untrained and real-data baselines (draw_baselines) when given. `style`: a key of the runs drawn as line style
+    (e.g. the run length, with hue the config)."""
+    df = _long_table(runs, "evaluations", ("images_seen", *metrics), hue, style)
     ncols = min(3, len(metrics))
     rows = -(-len(metrics) // ncols)
     fig, axes = plt.subplots(rows, ncols, figsize=(COLUMN_IN, 2.9 * rows), squeeze=False)
@@ -134,8 +137,8 @@ def plot_metric_curves(runs: list[dict], metrics: tuple[str, ...], provenance: P
         ax.axis("off")
     for i, (ax, m) in enumerate(zip(axes.flat, metrics)):
         if not df.empty and df[m].notna().any():
-            sns.lineplot(data=df, x="images_seen", y=m, hue=hue, marker="o", errorbar=("pi", 100), ax=ax,
-                         legend=i == 0)
+            sns.lineplot(data=df, x="images_seen", y=m, hue=hue, style=style, marker="o", errorbar=("pi", 100),
+                         ax=ax, legend=i == 0)
         draw_baselines(ax, baselines, m)
         ax.set_title(m)
         ax.set_ylabel("")
@@ -144,6 +147,8 @@ def plot_metric_curves(runs: list[dict], metrics: tuple[str, ...], provenance: P
             ax.set_yscale("log")
     if axes[0][0].get_legend() is not None or baselines:
         handles, labels = axes[0][0].get_legend_handles_labels()
+        kept = [(h, t) for h, t in zip(handles, labels) if t not in (hue, style)]  # seaborn's section titles
+        handles, labels = [h for h, _ in kept], [t for _, t in kept]
         for ax in axes.flat:
             if ax.get_legend() is not None:
                 ax.get_legend().remove()
