@@ -50,10 +50,10 @@ def curves_footer(result: dict[str, Any], profile: str) -> str:
         walls[r["label"]] = walls.get(r["label"], 0.0) + r.get("wall_time_s", 0.0) + r.get("eval_time_s", 0.0)
     commits = sorted({p.get("commit", "?") for p in phases.values()})
     return (f"profile={profile} · device={', '.join(devices)}, {'/'.join(threads)} thread per run, two runs side by "
-            f"side · seeds={','.join(map(str, seeds))} · long runs {result['images']:,} images each, short (tuned) "
-            f"{result['short_images']:,}\nrun time " +
+            f"side · seeds={','.join(map(str, seeds))}\nlong runs {result['images']:,} images each, short (tuned) "
+            f"{result['short_images']:,} · run time " +
             ", ".join(f"{label[-1]} {w / 60:.0f} min" for label, w in sorted(walls.items())) +
-            f" (summed over seeds) · ci/run_recipes.py --phase long · commit={','.join(commits)}")
+            f" (summed over seeds)\nci/run_recipes.py --phase long · commit={','.join(commits)}")
 
 
 def winner(runs_x: list[dict[str, Any]], runs_y: list[dict[str, Any]], metric: str, x: str, y: str) -> str | None:
