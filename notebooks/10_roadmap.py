@@ -136,6 +136,8 @@ tuned = recipe_views.show_tuned_roadmap(runs, judgement, verdicts, baselines, pr
 
 # %%
 longer = long_runs.show_longer_training(tuned, baselines, profile)
+
+# %% tags=["hide-input"]
 prov.finish(images_seen=sum(r["images_seen"] for r in runs), steps=sum(r["steps"] for r in runs))
 record = chapter.write_metrics(metrics_path, {"runs": runs, "sources": sources, "verdicts": verdicts,
                                               "baselines": baselines, "judgement": judgement,
