@@ -4,7 +4,8 @@
     python ci/run_chapters.py --profile {smoke,cpu,gpu,book} --out DIR [--only NAME ...] [--publish] [--retrain]
 
 Each chapter `notebooks/NN_<name>.py` (jupytext percent format, the only source) is converted to .ipynb with
-the python3 kernelspec and executed one at a time. The runner injects the parameters `profile`, `metrics_path`
+the python3 kernelspec and executed, one at a time or `--jobs N` side by side (kernels started one at a time; the
+roadmap after the config chapters it reads). The runner injects the parameters `profile`, `metrics_path`
 (DIR/<name>/metrics.json), `artifacts_dir` (DIR/<name>/) and `runs_dir` (DIR/<name>/runs/: resumable run
 folders, so a killed cpu or gpu chapter continues where it stopped when run again with the same DIR). It writes
 the executed notebook to DIR/<name>/<name>.ipynb (tidied for the static book: `tidy_for_book`) and the wall times
@@ -23,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -192,9 +194,11 @@ def code_cell_finished(notebook: Path) -> bool:
 
 
 def execute(src_nb: Path, dst_nb: Path, params: dict[str, str], cell_timeout: int, chapter_timeout: int,
-            first_cell_limit: float | None = None) -> int | str:
+            first_cell_limit: float | None = None, start_gate: threading.Lock | None = None) -> int | str:
     """papermill in a child process: its exit code, or why it was killed (it outlived chapter_timeout, or no code
-    cell finished within first_cell_limit seconds: a kernel stalled at start-up)."""
+    cell finished within first_cell_limit seconds: a kernel stalled at start-up). `start_gate`, when chapters run
+    side by side (--jobs): held from the kernel's start until its first code cell has finished, so that no two
+    kernels start at once (the start-up stalls seen here came with kernels started together)."""
     import tempfile
 
     first_cell_limit = FIRST_CELL_LIMIT if first_cell_limit is None else first_cell_limit
@@ -203,12 +207,29 @@ def execute(src_nb: Path, dst_nb: Path, params: dict[str, str], cell_timeout: in
     for key, value in params.items():
         command += ["-p", key, value]
     dst_nb.unlink(missing_ok=True)  # an earlier attempt's output would hide a stall
+    held = [start_gate or threading.Lock()]  # emptied when released: the lock may be another chapter's by then
+    held[0].acquire()
+    try:
+        return _watch(command, dst_nb, chapter_timeout, first_cell_limit, held)
+    finally:
+        if held:
+            held.pop().release()
+
+
+def _watch(command: list[str], dst_nb: Path, chapter_timeout: int, first_cell_limit: float,
+           held: list[threading.Lock]) -> int | str:
+    """Run papermill's `command` and watch it (execute); releases the start gate it holds (`held`, emptied then)
+    once a code cell of the chapter has finished."""
+    import tempfile
+
     with tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err, text=True)
         start, reason = time.monotonic(), None
         while proc.poll() is None:
             time.sleep(0.5)
             elapsed = time.monotonic() - start
+            if held and code_cell_finished(dst_nb):
+                held.pop().release()
             if elapsed > chapter_timeout:
                 reason = f"no result after {chapter_timeout}s"
             elif elapsed > first_cell_limit and not code_cell_finished(dst_nb):
@@ -225,7 +246,7 @@ def execute(src_nb: Path, dst_nb: Path, params: dict[str, str], cell_timeout: in
 
 
 def run_chapter(name: str, profile: str, out: Path, cell_timeout: int | None, chapter_timeout: int | None = None,
-                retrain: bool = False) -> float:
+                retrain: bool = False, start_gate: threading.Lock | None = None) -> float:
     """Execute one chapter; return its wall time in seconds. RuntimeError names the chapter and failing cell."""
     chapter_dir = out / name
     chapter_dir.mkdir(parents=True, exist_ok=True)
@@ -241,7 +262,7 @@ def run_chapter(name: str, profile: str, out: Path, cell_timeout: int | None, ch
     t0 = time.perf_counter()
     try:
         for attempt in (1, 2):
-            code = execute(src_nb, dst_nb, params, cell_timeout, limit)
+            code = execute(src_nb, dst_nb, params, cell_timeout, limit, start_gate=start_gate)
             if isinstance(code, int):
                 break
             print(f"[run_chapters] {name}: {code} (attempt {attempt}); killed", file=sys.stderr, flush=True)
@@ -343,10 +364,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--publish-stored", action="store_true",
                         help="store again what the chapter adds to its stored cpu/gpu runs (baselines, judgements, "
                              "readings, studies of the stored generators) without training them again")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="chapters executed side by side (default 1; kernels still start one at a time)")
     parser.add_argument("--retrain", action="store_true",
                         help="train even where results/ holds stored runs of the profile (implied by --publish)")
     args = parser.parse_args(argv)
 
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     names = available_chapters()
     if args.only:
         unknown = [n for n in args.only if n not in names]
@@ -376,22 +401,26 @@ def main(argv: list[str] | None = None) -> int:
     timings_path = args.out / "timings.json"
     if timings_path.exists():
         timings = read_json(timings_path)
-    for name in names:
+    lock = threading.Lock()
+
+    def run_one(name: str) -> bool:
+        """Run, time and (if asked) publish one chapter; False when it failed."""
         profile = book_profile(name) if args.profile == "book" else args.profile
         if profile not in chapter_profiles(name):
             if args.publish or args.publish_stored:
                 print(f"[run_chapters] {name}: has no {profile} profile; skipped", flush=True)
-                continue
+                return True
             profile = "smoke"
         print(f"[run_chapters] {name}: profile {profile} ...", flush=True)
         try:
             wall = run_chapter(name, profile, args.out, args.cell_timeout, args.chapter_timeout,
-                               retrain=args.publish or args.retrain)
+                               retrain=args.publish or args.retrain, start_gate=start_gate)
         except RuntimeError as err:
             print(f"[run_chapters] FAILED: {err}", file=sys.stderr, flush=True)
-            return 1
-        timings[name] = {"profile": profile, "wall_s": round(wall, 1)}
-        write_json_atomic(timings_path, timings)
+            return False
+        with lock:
+            timings[name] = {"profile": profile, "wall_s": round(wall, 1)}
+            write_json_atomic(timings_path, timings)
         print(f"[run_chapters] {name}: done in {wall:.1f}s", flush=True)
         if args.publish:
             command = f"python ci/run_chapters.py --profile {profile} --only {name} --out {args.out} --publish"
@@ -403,7 +432,36 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
             else:
                 print(f"[run_chapters] {name}: not stored before (it trained now); use --publish", flush=True)
-    return 0
+        return True
+
+    start_gate = threading.Lock() if args.jobs > 1 else None
+    return 0 if run_in_order(names, run_one, args.jobs) else 1
+
+
+# A chapter that reads what other chapters of the same run wrote (their DIR/<name>/metrics.json) starts after them.
+AFTER = {"roadmap": tuple(f"config_{c}" for c in "abcde")}
+
+
+def run_in_order(names: list[str], run_one, jobs: int) -> bool:
+    """Run `run_one(name)` for every chapter, `jobs` at a time, each chapter of AFTER only once those of `names` it
+    reads from have finished; stops starting new chapters after a failure. True when every chapter succeeded."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    pending, running, done, ok = list(names), {}, set(), True
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        while pending or running:
+            ready = [n for n in pending if all(d in done or d not in names for d in AFTER.get(n, ()))]
+            while ok and ready and len(running) < max(1, jobs):
+                name = ready.pop(0)
+                pending.remove(name)
+                running[pool.submit(run_one, name)] = name
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                done.add(running.pop(future))
+                ok = future.result() and ok
+    return ok and not pending
 
 
 if __name__ == "__main__":

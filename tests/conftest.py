@@ -37,7 +37,7 @@ def smoke_book(tmp_path_factory) -> Path:
     """
     out = tmp_path_factory.mktemp("smoke_book")
     proc = subprocess.run([sys.executable, str(REPO / "ci" / "run_chapters.py"), "--profile", "smoke",
-                           "--out", str(out)], cwd=REPO, capture_output=True, text=True)
+                           "--out", str(out), "--jobs", "2"], cwd=REPO, capture_output=True, text=True)
     if proc.returncode != 0:
         pytest.fail(f"chapter runner failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return out

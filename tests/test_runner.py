@@ -164,3 +164,49 @@ def test_chapter_limits_keep_a_stalled_kernel_cheap():
     assert runner.chapter_limit("dirac_gan", "cpu") == 900 and runner.chapter_limit("roadmap", "cpu") == 900
     assert runner.chapter_limit("dirac_gan", "smoke") == 60 < runner.CHAPTER_TIMEOUT["smoke"]
     assert runner.chapter_limit("biggan", "smoke") == runner.CHAPTER_TIMEOUT["smoke"]
+
+
+def test_chapters_side_by_side_keep_the_roadmap_after_the_configs_and_stop_after_a_failure():
+    import threading
+
+    runner = _runner()
+    names = ["dirac_gan", "config_a", "config_b", "config_c", "config_d", "config_e", "roadmap", "biggan"]
+    lock, events, now, most = threading.Lock(), [], [0], [0]
+
+    def run_one(name):
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+            events.append(("start", name))
+        time.sleep(0.05 if name != "config_e" else 0.3)  # the last config finishes last
+        with lock:
+            now[0] -= 1
+            events.append(("end", name))
+        return True
+
+    assert runner.run_in_order(names, run_one, jobs=2)
+    assert most[0] == 2 and {n for kind, n in events if kind == "end"} == set(names)
+    assert events.index(("start", "roadmap")) > max(events.index(("end", f"config_{c}")) for c in "abcde")
+    events.clear()
+    assert not runner.run_in_order(names, lambda name: name != "config_a", jobs=1)  # a failure: nothing after it
+
+
+def test_the_start_gate_lets_one_kernel_start_at_a_time(tmp_path, monkeypatch):
+    """With --jobs, a chapter's kernel starts only after the other's first code cell has finished."""
+    import threading
+
+    runner = _runner()
+    gate = threading.Lock()
+    gate.acquire()  # another chapter's kernel is starting
+    source = tmp_path / "01_dirac_gan.py"
+    source.write_text(BROKEN.replace('raise ZeroDivisionError("the chapter broke here")', "y = 2"))
+    monkeypatch.setattr(runner, "chapter_source", lambda name: source)
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(
+        wall=runner.run_chapter("dirac_gan", "smoke", tmp_path / "out", cell_timeout=120, start_gate=gate)))
+    thread.start()
+    time.sleep(2.0)
+    assert not (tmp_path / "out" / "dirac_gan" / "dirac_gan.ipynb").exists()  # waiting at the gate: no kernel yet
+    gate.release()
+    thread.join(timeout=120)
+    assert "wall" in result and not gate.locked()  # ran, and handed the gate back
