@@ -49,8 +49,11 @@ def curves_footer(result: dict[str, Any], profile: str) -> str:
     for r in runs:
         walls[r["label"]] = walls.get(r["label"], 0.0) + r.get("wall_time_s", 0.0) + r.get("eval_time_s", 0.0)
     commits = sorted({p.get("commit", "?") for p in phases.values()})
-    return (f"profile={profile} · device={', '.join(devices)}, {'/'.join(threads)} thread per run, two runs side by "
-            f"side · seeds={','.join(map(str, seeds))}\nlong runs {result['images']:,} images each, short (tuned) "
+    from .profiles import chapter_settings
+
+    workers = sorted({str(chapter_settings(f"config_{c.lower()}", profile).get("workers", 1)) for c in phases})
+    return (f"profile={profile} · device={', '.join(devices)}, {'/'.join(threads)} thread per run, {'/'.join(workers)} "
+            f"runs side by side per config · seeds={','.join(map(str, seeds))}\nlong runs {result['images']:,} images each, short (tuned) "
             f"{result['short_images']:,} · run time " +
             ", ".join(f"{label[-1]} {w / 60:.0f} min" for label, w in sorted(walls.items())) +
             f" (summed over seeds)\nci/run_recipes.py --phase long · commit={','.join(commits)}")
