@@ -199,8 +199,6 @@ def execute(src_nb: Path, dst_nb: Path, params: dict[str, str], cell_timeout: in
     cell finished within first_cell_limit seconds: a kernel stalled at start-up). `start_gate`, when chapters run
     side by side (--jobs): held from the kernel's start until its first code cell has finished, so that no two
     kernels start at once (the start-up stalls seen here came with kernels started together)."""
-    import tempfile
-
     first_cell_limit = FIRST_CELL_LIMIT if first_cell_limit is None else first_cell_limit
     command = [sys.executable, "-m", "papermill", str(src_nb), str(dst_nb), "--kernel", "python3", "--cwd", str(REPO),
                "--execution-timeout", str(cell_timeout), "--no-progress-bar", "--no-log-output"]
