@@ -446,10 +446,10 @@ def run_in_order(names: list[str], run_one, jobs: int) -> bool:
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
     pending, running, done, ok = list(names), {}, set(), True
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
         while pending or running:
             ready = [n for n in pending if all(d in done or d not in names for d in AFTER.get(n, ()))]
-            while ok and ready and len(running) < max(1, jobs):
+            while ok and ready and len(running) < jobs:
                 name = ready.pop(0)
                 pending.remove(name)
                 running[pool.submit(run_one, name)] = name

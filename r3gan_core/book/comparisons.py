@@ -217,6 +217,12 @@ def roadmap_table(records: list[dict[str, Any]]):
     return pd.DataFrame(rows).set_index("config")
 
 
+# The paper's steps the roadmap verdicts decide: (better, worse, the claim, Table 2's numbers).
+ROADMAP_STEPS = (("A", "B", "stripping StyleGAN2 (A -> B) hurts", "A 7.516 vs B 12.46 FID"),
+                 ("E", "C", "the modern network (C -> E) helps", "E 7.045 vs C 11.65 FID"),
+                 ("E", "A", "Config E beats Config A", "7.045 vs 7.516 FID"))
+
+
 def roadmap_verdicts(records: list[dict[str, Any]], judgement: dict[str, Any]) -> list[str]:
     """What the runs say about Table 2, computed from the data: rank agreement with the paper's FIDs of each
     separating metric's mean order, and the paper's steps (stripping StyleGAN2 hurts, A -> B; the modern network
@@ -245,10 +251,7 @@ def roadmap_verdicts(records: list[dict[str, Any]], judgement: dict[str, Any]) -
         out.append(f"Our order by mean {METRIC_NAMES[m]} (best first): {order.replace(' < ', ', ')}. Rank agreement "
                    f"with the paper's FIDs over {', '.join(have)}: Spearman rho = {rho:.2f} (p = {p:.2f}; 1 = the "
                    "same ordering).")
-    for better, worse, claim, paper_numbers in (
-            ("A", "B", "stripping StyleGAN2 (A -> B) hurts", "A 7.516 vs B 12.46 FID"),
-            ("E", "C", "the modern network (C -> E) helps", "E 7.045 vs C 11.65 FID"),
-            ("E", "A", "Config E beats Config A", "7.045 vs 7.516 FID")):
+    for better, worse, claim, paper_numbers in ROADMAP_STEPS:
         if better in have and worse in have:
             out.append(decided_comparison(records, f"Config {better}", f"Config {worse}", judgement, claim,
                                           paper_numbers))

@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from . import recipes
+from .comparisons import ROADMAP_STEPS
+from .plotting import images_label
 
-PAIRS = (("E", "A", "Config E beats Config A", "7.045 vs 7.516 FID"),
-         ("E", "C", "the modern network (C -> E) helps", "E 7.045 vs C 11.65 FID"))
-CHANGES = ("holds", "flips", "separates", "closes", "not separated")
+# The decisive pairs, in the order the page shows them: E against A, then E against C.
+PAIRS = tuple(sorted((step for step in ROADMAP_STEPS if step[0] == "E"), key=lambda step: step[1]))
 CURVES = ("fd_digits", "recall_digits", "modes_confident")  # the curves drawn (the table covers every metric)
 LONGER_RULE = ("per metric that separates trained from untrained generators at both lengths: the side that wins by "
                "the separation rule at the tuned runs' length (short) and at the long runs' length (their final "
@@ -33,7 +34,7 @@ def long_runs(profile: str) -> tuple[dict[str, list[dict[str, Any]]], dict[str, 
     for config in "ABCDE":
         metrics = (recipes.stored_sweep(f"config_{config.lower()}", profile) or {}).get("metrics", {})
         if metrics.get("long"):
-            runs[config] = [{**r, "label": f"Config {config}", "tag": r["label"]} for r in metrics["long"]]
+            runs[config] = [{**r, "label": f"Config {config}"} for r in metrics["long"]]
             phases[config] = metrics.get("phases", {}).get("long", {})
     return runs, phases
 
@@ -41,22 +42,21 @@ def long_runs(profile: str) -> tuple[dict[str, list[dict[str, Any]]], dict[str, 
 def curves_footer(result: dict[str, Any], profile: str) -> str:
     """How the long-run figure was produced: profile, device, seeds, images per run, each config's summed
     training + evaluation time of its long runs, and the command and commit that trained them."""
-    runs, phases = result["runs"], result["phases"]
-    seeds = sorted({r["seed"] for r in runs})
-    devices = sorted({p.get("device", "?").split(" (")[0] for p in phases.values()})
-    threads = sorted({str(p.get("extra", {}).get("threads", "?")) for p in phases.values()})
-    walls = {}
-    for r in runs:
-        walls[r["label"]] = walls.get(r["label"], 0.0) + r.get("wall_time_s", 0.0) + r.get("eval_time_s", 0.0)
-    commits = sorted({p.get("commit", "?") for p in phases.values()})
     from .profiles import chapter_settings
 
-    workers = sorted({str(chapter_settings(f"config_{c.lower()}", profile).get("workers", 1)) for c in phases})
-    return (f"profile={profile} · device={', '.join(devices)}, {'/'.join(threads)} thread per run, {'/'.join(workers)} "
-            f"runs side by side per config · seeds={','.join(map(str, seeds))}\nlong runs {result['images']:,} images each, short (tuned) "
-            f"{result['short_images']:,} · run time " +
-            ", ".join(f"{label[-1]} {w / 60:.0f} min" for label, w in sorted(walls.items())) +
-            f" (summed over seeds)\nci/run_recipes.py --phase long · commit={','.join(commits)}")
+    runs, phases = result["runs"], result["phases"]
+    seeds = ",".join(map(str, sorted({r["seed"] for r in runs})))
+    devices = ", ".join(sorted({p.get("device", "?").split(" (")[0] for p in phases.values()}))
+    threads = "/".join(sorted({str(p.get("extra", {}).get("threads", "?")) for p in phases.values()}))
+    workers = "/".join(sorted({str(chapter_settings(f"config_{c.lower()}", profile).get("workers", 1)) for c in phases}))
+    commits = ",".join(sorted({p.get("commit", "?") for p in phases.values()}))
+    walls: dict[str, float] = {}
+    for r in runs:
+        walls[r["label"]] = walls.get(r["label"], 0.0) + r.get("wall_time_s", 0.0) + r.get("eval_time_s", 0.0)
+    times = ", ".join(f"{label[-1]} {w / 60:.0f} min" for label, w in sorted(walls.items()))
+    return (f"profile={profile} · device={devices}, {threads} thread per run, {workers} runs side by side per config "
+            f"· seeds={seeds}\nlong runs {result['images']:,} images each, short (tuned) {result['short_images']:,} "
+            f"· run time {times} (summed over seeds)\nci/run_recipes.py --phase long · commit={commits}")
 
 
 def winner(runs_x: list[dict[str, Any]], runs_y: list[dict[str, Any]], metric: str, x: str, y: str) -> str | None:
@@ -132,10 +132,6 @@ def longer_training(tuned: dict[str, Any] | None, baselines: dict[str, Any] | No
             "short_images": max(r["images_seen"] for r in tuned["runs"]), "phases": phases, "rule": LONGER_RULE}
 
 
-def images_k(n: int) -> str:
-    """An image count as the book writes it in labels: 64k, 256k, 1.5M."""
-    return f"{n / 1e6:g}M" if n >= 1_000_000 else (f"{n / 1e3:g}k" if n >= 1000 else f"{n:,}")
-
 
 def longer_reading(result: dict[str, Any], tuned: dict[str, Any]) -> list[str]:
     """The reading under the long runs, each sentence by LONGER_RULE or the book's state rules on stored numbers."""
@@ -160,7 +156,7 @@ def longer_reading(result: dict[str, Any], tuned: dict[str, Any]) -> list[str]:
         parts = [f"{METRIC_NAMES[row['metric']]} {row['change']} ({row['short']} -> {row['long']})"
                  for row in pair["rows"]]
         ratio = result["images"] / result["short_images"]
-        out.append(f"{pair['pair']}: the {images_k(result['short_images'])} ordering {pair['word']} with {ratio:g}x "
+        out.append(f"{pair['pair']}: the {images_label(result['short_images'])} ordering {pair['word']} with {ratio:g}x "
                    "the images (winner per metric, short -> long): "
                    + ("; ".join(parts) if parts else "no metric separates at both lengths") + ".")
     if result["missing"]:
@@ -199,8 +195,8 @@ def show_longer_training(tuned: dict[str, Any] | None, baselines: dict[str, Any]
               "long --publish` after the config's tuned runs).")
         return None
     configs = sorted({r["label"] for r in result["runs"]})
-    short = [{**r, "length": f"{images_k(result['short_images'])} run"} for r in tuned["runs"] if r["label"] in configs]
-    long = [{**r, "length": f"{images_k(result['images'])} run"} for r in result["runs"]]
+    short = [{**r, "length": f"{images_label(result['short_images'])} run"} for r in tuned["runs"] if r["label"] in configs]
+    long = [{**r, "length": f"{images_label(result['images'])} run"} for r in result["runs"]]
     shown = tuple(m for m in CURVES if m in result["metrics"]) or tuple(result["metrics"][:3]) or ("fd_digits",)
     plotting.plot_metric_curves(short + long, shown, curves_footer(result, profile), baselines=baselines,
                                 log_y=("fd_digits",), style="length")
@@ -208,7 +204,7 @@ def show_longer_training(tuned: dict[str, Any] | None, baselines: dict[str, Any]
     rows = [{"pair": p["pair"], **row} for p in result["pairs"] for row in p["rows"]]
     if rows:
         display(tables.show(rows, caption=LONGER_RULE, rename={
-            "short": f"wins at {images_k(result['short_images'])}", "long": f"wins at {images_k(result['images'])}"}))
+            "short": f"wins at {images_label(result['short_images'])}", "long": f"wins at {images_label(result['images'])}"}))
     for line in result["verdicts"]:
         print("-", line)
     result["reading"] = longer_reading(result, tuned)

@@ -112,14 +112,16 @@ def draw_baselines(ax: plt.Axes, baselines: dict | None, metric: str) -> None:
         ax.axhline(float(np.mean(real)), color="black", ls=":", lw=1.5, label="real data")
 
 
+def images_label(n: float) -> str:
+    """An image count as the book writes it on axes and in labels: 64k, 256k, 1.5M."""
+    return f"{n / 1e6:g}M" if abs(n) >= 1e6 else (f"{n / 1e3:g}k" if abs(n) >= 1e3 else f"{n:g}")
+
+
 def images_axis(ax: plt.Axes) -> None:
     """Label the x axis in images seen, ticks in k or M (100k, 1.5M)."""
     from matplotlib.ticker import FuncFormatter
 
-    def fmt(x: float, _pos: int) -> str:
-        return f"{x / 1e6:g}M" if abs(x) >= 1e6 else (f"{x / 1e3:g}k" if abs(x) >= 1e3 else f"{x:g}")
-
-    ax.xaxis.set_major_formatter(FuncFormatter(fmt))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: images_label(x)))
     ax.set_xlabel("real images seen by D")
 
 

@@ -242,7 +242,9 @@ def tuned_reading(prescribed_verdicts: list[str], tuned: dict[str, Any],
     rho_t = [line for line in tuned["verdicts"] if line.startswith("Our order")]
     if rho and rho_t:
         out.append(f"Prescribed recipes: {rho[0]} Tuned recipes: {rho_t[0]}")
-    for claim in ("stripping StyleGAN2 (A -> B) hurts", "the modern network (C -> E) helps", "Config E beats Config A"):
+    from .comparisons import ROADMAP_STEPS
+
+    for claim in (step[2] for step in ROADMAP_STEPS):
         a = next((line for line in prescribed_verdicts if f": {claim}:" in line), None)
         b = next((line for line in tuned["verdicts"] if f": {claim}:" in line), None)
         if a and b:
