@@ -52,7 +52,8 @@ def probe_notebook(widget: str, cells: int, target: Path) -> None:
     """The probe: an import cell (torch, matplotlib, ipywidgets) and `cells` cells of WIDGET_CELLS[widget]."""
     import nbformat
 
-    head = "import torch\nimport matplotlib.pyplot as plt\nimport ipywidgets as widgets\nfrom IPython.display import display"
+    head = ("import torch\nimport matplotlib.pyplot as plt\nimport ipywidgets as widgets\n"
+            "from IPython.display import display")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(head)] +
                                   [nbformat.v4.new_code_cell(WIDGET_CELLS[widget]) for _ in range(cells)])
     nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
@@ -190,9 +191,18 @@ def one_run(src: Path, dst: Path, args: argparse.Namespace, params: list[str], w
     record["stalled_cells"] = [c["cell"] for c in stalled]
     if stalled or proc.returncode != 0:
         record["dumps"] = {str(i): d for i, d in dumps.items()}
-        record["message_log"] = log.read_text()[-20000:] if log.exists() else ""
+        record["message_log"] = traffic(log)
     log.unlink(missing_ok=True)
     return record
+
+
+def traffic(log: Path) -> list[str]:
+    """The message traffic of a run's log: each IOPub message's type, each shell send of a widget stand-in, and
+    each cell's start, with milliseconds since the child started (message contents left out)."""
+    if not log.exists():
+        return []
+    keep = ("msg_type:", "on the shell socket", "Executing cell")
+    return [line[:160] for line in log.read_text(errors="replace").splitlines() if any(k in line for k in keep)][-600:]
 
 
 def cell_times(notebook: Path) -> list[dict]:

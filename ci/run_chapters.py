@@ -13,17 +13,25 @@ to DIR/timings.json. `--profile book` picks
 each chapter's book profile (r3gan_core.book.profiles.book_profile): image chapters then render their stored results
 without training. `--publish` trains (`retrain=True`) and copies the chapter's metrics, sample grids and final
 EMA generators into results/<name>/<profile>/, the stored results the book shows. A failing chapter stops the
-run with a non-zero exit, naming the chapter and the failing cell.
+run with a non-zero exit, naming the chapter and the failing cell: 1 when a cell raised, 2 when the runner killed
+the chapter twice (over its limit, or a kernel that finished no cell). The last line says how many retries the
+run used (a stalled kernel is killed and its chapter tried once more); the goal is none.
+
+Kernels: papermill runs with ci/execute_notebook.py's engine (nbclient's Output-widget stall fixed, issue 33) on a
+`python3` kernelspec the runner owns (`runner_kernels`, first on JUPYTER_PATH), never the user's own.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import functools
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -106,10 +114,15 @@ def source_cells(cells: list) -> list:
 
 
 def failing_cell(notebook: Path) -> str:
-    """Describe the first cell of an executed notebook that holds an error output."""
+    """Describe the first cell of an executed notebook that holds an error output. A notebook that cannot be read
+    (a chapter killed before papermill wrote it, or while it was writing it) gets a description, not a traceback."""
     import nbformat
 
-    nb = nbformat.read(notebook, as_version=4)
+    try:
+        nb = nbformat.read(notebook, as_version=4)
+    except Exception as err:  # noqa: BLE001 - empty (NotJSONError), cut mid-write, or not a notebook: all the same here
+        return (f"no cell known: its output notebook {notebook.name} is empty or partial "
+                f"({type(err).__name__}; the kernel was killed before papermill saved it)")
     for i, cell in enumerate(source_cells(nb.cells)):  # numbered as in the chapter's source, from 0
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
@@ -157,6 +170,32 @@ def chapter_limit(name: str, profile: str) -> int:
     return limit if trains_images else min(limit, 60 if profile == "smoke" else 900)
 
 
+KERNEL = "python3"  # the kernelspec name the chapters carry (to_notebook); the runner resolves it to its own
+ENGINE = "r3gan"  # ci/execute_notebook.py: papermill's engine with nbclient's Output-widget stall fixed (issue 33)
+
+
+@functools.cache
+def runner_kernels() -> Path:
+    """A Jupyter data folder the runner owns, holding one kernelspec, `python3`, that starts this interpreter's
+    ipykernel. The runner puts it first on JUPYTER_PATH for papermill only, so the chapters run in the runner's
+    environment whatever `python3` kernel the user has, and nothing of the user's (~/.local/share/jupyter) is read
+    or written. Removed when the runner exits."""
+    folder = Path(tempfile.mkdtemp(prefix="r3gan-kernels-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    spec = folder / "kernels" / KERNEL
+    spec.mkdir(parents=True)
+    write_json_atomic(spec / "kernel.json", {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (r3gan-book runner)", "language": "python"})
+    return folder
+
+
+def kernel_environment() -> dict[str, str]:
+    """The environment papermill runs in: this one, with the runner's kernelspec folder first on JUPYTER_PATH."""
+    path = os.pathsep.join(filter(None, [str(runner_kernels()), os.environ.get("JUPYTER_PATH")]))
+    return {**os.environ, "JUPYTER_PATH": path}
+
+
 def running_cell(notebook: Path) -> str:
     """Which cell papermill marks as running in its saved output (for the message when a chapter is killed)."""
     import json
@@ -195,13 +234,15 @@ def code_cell_finished(notebook: Path) -> bool:
 
 def execute(src_nb: Path, dst_nb: Path, params: dict[str, str], cell_timeout: int, chapter_timeout: int,
             first_cell_limit: float | None = None, start_gate: threading.Lock | None = None) -> int | str:
-    """papermill in a child process: its exit code, or why it was killed (it outlived chapter_timeout, or no code
+    """papermill (ci/execute_notebook.py, engine ENGINE, kernel KERNEL from `runner_kernels`) in a child process:
+    its exit code, or why it was killed (it outlived chapter_timeout, or no code
     cell finished within first_cell_limit seconds: a kernel stalled at start-up). `start_gate`, when chapters run
     side by side (--jobs): held from the kernel's start until its first code cell has finished, so that no two
     kernels start at once (the start-up stalls seen here came with kernels started together)."""
     first_cell_limit = FIRST_CELL_LIMIT if first_cell_limit is None else first_cell_limit
-    command = [sys.executable, "-m", "papermill", str(src_nb), str(dst_nb), "--kernel", "python3", "--cwd", str(REPO),
-               "--execution-timeout", str(cell_timeout), "--no-progress-bar", "--no-log-output"]
+    command = [sys.executable, str(REPO / "ci" / "execute_notebook.py"), str(src_nb), str(dst_nb), "--engine", ENGINE,
+               "--kernel", KERNEL, "--cwd", str(REPO), "--execution-timeout", str(cell_timeout), "--no-progress-bar",
+               "--no-log-output"]
     for key, value in params.items():
         command += ["-p", key, value]
     dst_nb.unlink(missing_ok=True)  # an earlier attempt's output would hide a stall
@@ -218,10 +259,9 @@ def _watch(command: list[str], dst_nb: Path, chapter_timeout: int, first_cell_li
            held: list[threading.Lock]) -> int | str:
     """Run papermill's `command` and watch it (execute); releases the start gate it holds (`held`, emptied then)
     once a code cell of the chapter has finished."""
-    import tempfile
-
     with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err, text=True,
+                                env=kernel_environment())
         start, reason = time.monotonic(), None
         while proc.poll() is None:
             time.sleep(0.5)
@@ -243,9 +283,14 @@ def _watch(command: list[str], dst_nb: Path, chapter_timeout: int, first_cell_li
     return proc.returncode
 
 
+class ChapterKilled(RuntimeError):
+    """A chapter the runner killed twice (it outlived its limit, or its kernel stalled before any cell finished)."""
+
+
 def run_chapter(name: str, profile: str, out: Path, cell_timeout: int | None, chapter_timeout: int | None = None,
-                retrain: bool = False, start_gate: threading.Lock | None = None) -> float:
-    """Execute one chapter; return its wall time in seconds. RuntimeError names the chapter and failing cell."""
+                retrain: bool = False, start_gate: threading.Lock | None = None) -> tuple[float, int]:
+    """Execute one chapter; return its wall time in seconds and the retries it needed (0 or 1). RuntimeError
+    (ChapterKilled when it was killed twice) names the chapter, the cell, and what to do."""
     chapter_dir = out / name
     chapter_dir.mkdir(parents=True, exist_ok=True)
     src_nb = chapter_dir / f"{name}.source.ipynb"
@@ -265,14 +310,17 @@ def run_chapter(name: str, profile: str, out: Path, cell_timeout: int | None, ch
                 break
             print(f"[run_chapters] {name}: {code} (attempt {attempt}); killed", file=sys.stderr, flush=True)
         if code != 0:
-            where = failing_cell(dst_nb) if dst_nb.exists() else "before any cell ran"
-            reason = f"exit code {code}" if isinstance(code, int) else \
-                (f"the {limit}s chapter limit, twice" if code.startswith("no result") else f"twice: {code}")
-            raise RuntimeError(f"chapter {name!r} (profile {profile}) failed at {where}\n  ({reason})")
+            where = failing_cell(dst_nb) if dst_nb.exists() else "before any cell ran (no output notebook)"
+            if isinstance(code, int):
+                raise RuntimeError(f"chapter {name!r} (profile {profile}) failed at {where}\n  (exit code {code})")
+            reason = f"the {limit}s chapter limit, twice" if code.startswith("no result") else f"twice: {code}"
+            raise ChapterKilled(f"chapter {name!r} (profile {profile}) was killed at {where}\n  ({reason})\n  What to "
+                                f"do: run it alone, python ci/run_chapters.py --profile {profile} --only {name} --out "
+                                f"{out}; the notebook as far as it got is {dst_nb}")
         tidy_for_book(dst_nb)
     finally:
         src_nb.unlink(missing_ok=True)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, attempt - 1
 
 
 def chapter_record_is_stored(name: str, out: Path) -> bool:
@@ -325,7 +373,8 @@ def publish(name: str, out: Path, command: str | None = None, republished: str |
         write_json_atomic(target / "metrics.json", record)
     # Generators of the record's finished runs stay: a chapter that rendered its stored runs (adding what they
     # lacked, e.g. baselines) exports none, and its stored weights are what the record is re-derived from.
-    keep = {f.name for f in files} | {f"{r['run']}.pt" for r in record.get("metrics", {}).get("runs", [])
+    runs = record.get("metrics", {}).get("runs", [])  # image chapters: run records; the toys: a table by name
+    keep = {f.name for f in files} | {f"{r['run']}.pt" for r in (runs if isinstance(runs, list) else [])
                                       if r.get("status") == "ok" and "run" in r}
     missing = sorted(name for name in keep if name.endswith(".pt") and not (target / "generators" / name).is_file())
     if missing:
@@ -411,15 +460,19 @@ def main(argv: list[str] | None = None) -> int:
             profile = "smoke"
         print(f"[run_chapters] {name}: profile {profile} ...", flush=True)
         try:
-            wall = run_chapter(name, profile, args.out, args.cell_timeout, args.chapter_timeout,
-                               retrain=args.publish or args.retrain, start_gate=start_gate)
+            wall, retries = run_chapter(name, profile, args.out, args.cell_timeout, args.chapter_timeout,
+                                        retrain=args.publish or args.retrain, start_gate=start_gate)
         except RuntimeError as err:
             print(f"[run_chapters] FAILED: {err}", file=sys.stderr, flush=True)
+            with lock:
+                killed.append(isinstance(err, ChapterKilled))
             return False
         with lock:
-            timings[name] = {"profile": profile, "wall_s": round(wall, 1)}
+            timings[name] = {"profile": profile, "wall_s": round(wall, 1), "retries": retries}
             write_json_atomic(timings_path, timings)
-        print(f"[run_chapters] {name}: done in {wall:.1f}s", flush=True)
+            retried.append(retries)
+        print(f"[run_chapters] {name}: done in {wall:.1f}s" + (f" after {retries} retry" if retries else ""),
+              flush=True)
         if args.publish:
             command = f"python ci/run_chapters.py --profile {profile} --only {name} --out {args.out} --publish"
             print(f"[run_chapters] {name}: published to {publish(name, args.out, command)}", flush=True)
@@ -433,7 +486,11 @@ def main(argv: list[str] | None = None) -> int:
         return True
 
     start_gate = threading.Lock() if args.jobs > 1 else None
-    return 0 if run_in_order(names, run_one, args.jobs) else 1
+    killed: list[bool] = []
+    retried: list[int] = []
+    ok = run_in_order(names, run_one, args.jobs)
+    print(f"[run_chapters] {len(retried)} of {len(names)} chapters done; retries used: {sum(retried)}", flush=True)
+    return 0 if ok else (2 if any(killed) else 1)
 
 
 # A chapter that reads what other chapters of the same run wrote (their DIR/<name>/metrics.json) starts after them.

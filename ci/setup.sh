@@ -37,7 +37,8 @@ if ! "$PY" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('to
   "$PY" -m pip install --quiet --no-deps "torch-fidelity>=0.3" \
     || echo "[setup] torch-fidelity could not be installed: the tests that need it skip"
 fi
-"$PY" -m ipykernel install --user --name python3 >/dev/null 2>&1 || true
+# No kernelspec is installed: ci/run_chapters.py runs the chapters on a "python3" kernelspec of its own (a temporary
+# folder first on JUPYTER_PATH), so the user's own kernels are never re-pointed at this interpreter.
 # Debian's Chromium for ci/check_book.py (the browser check of every page and explorable), where it is missing and
 # this user may install system packages. Elsewhere the check says it has no browser and skips.
 if ! command -v chromium >/dev/null 2>&1 && [ "${R3GAN_NO_CHROMIUM:-0}" != 1 ] && command -v apt-get >/dev/null 2>&1 \

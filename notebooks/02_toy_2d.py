@@ -43,6 +43,7 @@
 profile = "smoke"      # smoke (CI, seconds) | cpu (what the book shows; a CPU is enough for this chapter)
 metrics_path = None    # set by ci/run_chapters.py: where this chapter's headline numbers go
 artifacts_dir = None   # set by ci/run_chapters.py: a folder for small stored results (json, png)
+retrain = False        # cpu: train again instead of showing the stored runs (results/toy_2d/cpu/)
 
 # %% tags=["hide-input"]
 from pathlib import Path
@@ -53,14 +54,15 @@ import torch
 
 from r3gan_core.convergence import toy
 from r3gan_core.book import explorables, tables
-from r3gan_core.book.chapter import chapter_start, write_metrics
+from r3gan_core.book.chapter import chapter_start, results_dir, write_metrics
 from r3gan_core.book.plotting import add_footer
 from r3gan_core.report import describe_settings
 
 torch.set_num_threads(1)  # tiny MLPs: one thread is as fast as two and leaves the other core free
 # The toys train on the CPU even where a GPU is present, and the provenance says so.
-settings, prov, _ = chapter_start("toy_2d", profile, device="cpu")
+settings, prov, stored = chapter_start("toy_2d", profile, device="cpu", retrain=retrain, trains=True)
 out_dir = Path(artifacts_dir) if artifacts_dir else None
+RUNS_FILE = "toy_runs.pt"  # every run of the grid: config, history, snapshots, final samples and G's weights
 
 # %% [markdown]
 # ## The data and the metrics
@@ -118,11 +120,14 @@ plt.show()
 base = toy.config_from_settings(settings)
 print("every run: " + describe_settings({k: v for k, v in vars(base).items()
                                           if k not in ("dataset", "loss", "penalty", "seed")}))
-results = toy.train_grid(base, datasets=tuple(settings["datasets"]), seeds=tuple(settings["seeds"]),
-                         progress=False)
+if stored is None:
+    results = toy.train_grid(base, datasets=tuple(settings["datasets"]), seeds=tuple(settings["seeds"]),
+                             progress=False)
+else:  # the stored runs: their final G re-derives every sample and mode count (tests/test_stored_results.py)
+    results = toy.load_results(results_dir("toy_2d", profile) / "generators" / RUNS_FILE)
 rows = toy.summary_rows(results)
 prov.count(images_seen=toy.images_seen(results), steps=base.steps)  # figure footers state the work done
-print(f"{len(results)} runs, {prov.elapsed():.0f} s so far")
+print(f"{len(results)} runs" + (f", {prov.elapsed():.0f} s so far" if stored is None else ", as stored"))
 
 # %% [markdown]
 # ## What the generators learned
@@ -203,8 +208,12 @@ print("\n".join(verdicts))
 # %%
 metrics = {"runs": toy.headline_metrics(rows), "verdicts": verdicts, "reference": reference,
            "config": {k: v for k, v in vars(base).items() if k not in ("dataset", "loss", "penalty", "seed")},
-           "datasets": settings["datasets"], "seeds": settings["seeds"]}
-write_metrics(metrics_path, metrics, prov.finish(images_seen=toy.images_seen(results), steps=base.steps))
+           "datasets": settings["datasets"], "seeds": settings["seeds"], "settings": settings}
+if out_dir is not None:  # --publish stores it under results/toy_2d/<profile>/generators/
+    toy.save_results(results, out_dir / "generators" / RUNS_FILE)
+if stored is None:  # stored runs keep the provenance of their training
+    prov.finish(images_seen=toy.images_seen(results), steps=base.steps)
+write_metrics(metrics_path, metrics, prov)
 print(prov)
 
 # %% [markdown]

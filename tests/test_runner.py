@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import time
 import sys
@@ -138,7 +139,7 @@ def test_stalled_chapter_is_killed_retried_and_reported(tmp_path, monkeypatch, c
     source = tmp_path / "01_dirac_gan.py"
     source.write_text(BROKEN.replace('raise ZeroDivisionError("the chapter broke here")', "import time\ntime.sleep(120)"))
     monkeypatch.setattr(runner, "chapter_source", lambda name: source)
-    with pytest.raises(RuntimeError, match="the 8s chapter limit, twice"):
+    with pytest.raises(RuntimeError, match=r"(?s)was killed at .*the 8s chapter limit, twice"):
         runner.run_chapter("dirac_gan", "smoke", tmp_path / "out", cell_timeout=300, chapter_timeout=8)
     err = capsys.readouterr().err
     assert err.count("no result after 8s") == 2 and "stalled in cell 2 (import time)" in err  # numbered as failing_cell numbers it
@@ -210,3 +211,54 @@ def test_the_start_gate_lets_one_kernel_start_at_a_time(tmp_path, monkeypatch):
     gate.release()
     thread.join(timeout=120)
     assert "wall" in result and not gate.locked()  # ran, and handed the gate back
+
+
+def test_chapters_run_on_the_runners_own_kernelspec_and_the_users_is_untouched(tmp_path, monkeypatch):
+    """A user's own "python3" kernel (here one pointing at a deleted interpreter) neither breaks the chapters nor
+    gets rewritten: the runner resolves "python3" to a kernelspec of its own, first on JUPYTER_PATH."""
+    runner = _runner()
+    user = tmp_path / "user-data" / "kernels" / "python3"
+    user.mkdir(parents=True)
+    spec = json.dumps({"argv": ["/deleted/venv/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                       "display_name": "mine", "language": "python"})
+    (user / "kernel.json").write_text(spec)
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "user-data"))
+    monkeypatch.delenv("JUPYTER_PATH", raising=False)
+    source = tmp_path / "01_dirac_gan.py"
+    source.write_text(BROKEN.replace('raise ZeroDivisionError("the chapter broke here")',
+                                     "import sys\nprint(sys.executable)"))
+    monkeypatch.setattr(runner, "chapter_source", lambda name: source)
+    wall, retries = runner.run_chapter("dirac_gan", "smoke", tmp_path / "out", cell_timeout=120)
+    assert retries == 0
+    printed = json.loads((tmp_path / "out" / "dirac_gan" / "dirac_gan.ipynb").read_text())["cells"]
+    assert any(sys.executable in "".join(o.get("text", "")) for c in printed for o in c.get("outputs", []))
+    assert (user / "kernel.json").read_text() == spec and sorted(p.name for p in user.parent.iterdir()) == ["python3"]
+
+
+def test_setup_installs_no_kernelspec_of_the_users(tmp_path):
+    """ci/setup.sh (what both README commands run first) writes nothing into the user's Jupyter folders."""
+    env = {**os.environ, "HOME": str(tmp_path), "JUPYTER_DATA_DIR": str(tmp_path / "jupyter"),
+           "PYTHON": sys.executable, "R3GAN_NO_CHROMIUM": "1"}
+    proc = subprocess.run(["bash", str(REPO / "ci" / "setup.sh")], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "jupyter").exists() and not (tmp_path / ".local").exists()
+
+
+def test_a_chapter_killed_with_an_empty_notebook_gets_the_runners_message_and_exit_2(tmp_path, monkeypatch, capsys):
+    """A kernel killed before papermill wrote its notebook leaves an empty file: the runner says which chapter,
+    which cell (none known) and what to do, exits 2, and raises no traceback of its own."""
+    runner = _runner()
+
+    def killed(src_nb, dst_nb, *args, **kwargs):
+        dst_nb.write_text("")  # papermill was killed while it wrote the notebook
+        return "no code cell finished within 60s (a kernel stalled at start-up); no output notebook yet"
+
+    monkeypatch.setattr(runner, "execute", killed)
+    monkeypatch.setattr(runner, "available_chapters", lambda: ["dirac_gan"])
+    assert runner.main(["--profile", "smoke", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr()
+    assert "Traceback" not in err.err + err.out
+    assert "FAILED: chapter 'dirac_gan' (profile smoke) was killed at no cell known" in err.err
+    assert "empty or partial" in err.err and "What to do: run it alone" in err.err
+    assert "retries used: 0" in err.out  # no chapter finished, so none of them used a retry
+    assert runner.failing_cell(tmp_path / "out" / "dirac_gan" / "dirac_gan.ipynb").startswith("no cell known")

@@ -37,9 +37,12 @@ HEADLINE = ("modes", "modes_confident", "reverse_kl", "reverse_kl_confident", "f
             "precision_digits", "recall_digits")
 
 
+TOY_CHAPTERS = ("toy_2d",)  # stored as one grid of 2D runs (toy.save_results), not as image-run records
+
+
 def _stored() -> list[tuple[str, str, dict]]:
     found = []
-    for name in CHAPTERS:
+    for name in (n for n in CHAPTERS if n not in TOY_CHAPTERS):
         for profile in chapter.TRAINED_PROFILES:
             record = chapter.published_results(name, profile)
             if record is not None:
@@ -507,3 +510,59 @@ def recipes_best(config: str, profile: str) -> str:
     from r3gan_core.book import recipes
 
     return recipes.stored_sweep(f"config_{config.lower()}", profile)["metrics"]["judgement"]["best"]
+
+
+# The 2D toys (notebooks/02_toy_2d.py): one stored file holds the whole grid, and every run's final generator.
+def _stored_toys() -> list[tuple[str, str, dict]]:
+    return [(name, profile, record) for name in TOY_CHAPTERS for profile in chapter.TRAINED_PROFILES
+            if (record := chapter.published_results(name, profile)) is not None]
+
+
+STORED_TOYS = _stored_toys()
+
+
+def test_the_toys_have_stored_cpu_results():
+    """The book renders the toys' cpu runs instead of training them in every build."""
+    assert {name for name, profile, _ in STORED_TOYS if profile == "cpu"} == set(TOY_CHAPTERS)
+
+
+@functools.lru_cache(maxsize=None)
+def _toy_runs(name: str, profile: str):
+    from r3gan_core.convergence import toy
+
+    return toy.load_results(chapter.results_dir(name, profile) / "generators" / "toy_runs.pt")
+
+
+@pytest.mark.parametrize("name, profile, record", [pytest.param(*s, id=f"{s[0]}-{s[1]}") for s in STORED_TOYS])
+def test_stored_toy_runs_rederive_from_their_generators(name, profile, record):
+    """Every run's samples come back bit for bit from its stored G, its mode metrics from those samples, and the
+    stored table (medians over seeds) and verdicts from those metrics; the grid is the profiles table's."""
+    import torch
+
+    from r3gan_core.convergence import toy
+    from r3gan_core.report import jsonable
+
+    settings = chapter_settings(name, profile)
+    assert chapter.stale_settings(record, settings) == []
+    assert record["provenance"]["profile"] == profile and record["provenance"]["chapter"] == name
+    results = _toy_runs(name, profile)
+    expected = {(d, loss, p, seed) for d in settings["datasets"] for loss in toy.LOSSES for p in toy.PENALTIES
+                for seed in settings["seeds"]}
+    assert set(results) == expected
+    for key, run in results.items():
+        assert run.config == toy.replace(toy.config_from_settings(settings), dataset=key[0], loss=key[1],
+                                         penalty=key[2], seed=key[3])
+        samples = toy.final_samples(run.config, run.generator)
+        assert torch.equal(samples, run.samples), key
+        assert toy.mode_metrics(samples, run.config.dataset) == run.metrics, key
+    rows = toy.summary_rows(results)
+    assert jsonable(toy.headline_metrics(rows)) == record["metrics"]["runs"]  # as write_metrics stored them
+    verdicts = [line for d in settings["datasets"] for line in toy.claim_verdicts(rows, d)]
+    assert verdicts == record["metrics"]["verdicts"]
+
+
+@pytest.mark.parametrize("name, profile", [pytest.param(n, p, id=f"{n}-{p}") for n, p, _ in STORED_TOYS])
+def test_stored_toy_results_are_sealed(name, profile):
+    from r3gan_core.book.seal import seal_problems
+
+    assert seal_problems(chapter.results_dir(name, profile)) == []

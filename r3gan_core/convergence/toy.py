@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from itertools import product
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -249,6 +250,7 @@ class ToyResult:
     fail_reason: str = ""
     wall_s: float = 0.0
     snapshots: list[Snapshot] = field(default_factory=list)  # with config.snapshot_every > 0
+    generator: dict[str, Tensor] | None = None  # G's final state dict: `samples` re-derive from it (final_samples)
 
     def final(self, key: str) -> float:
         """The last recorded value of history[key] (nan when nothing was recorded)."""
@@ -375,10 +377,49 @@ def train_toy(cfg: ToyConfig, progress: bool = True) -> ToyResult:
             status, fail_step = "fail", step
             break
     bar.close()
-    samples = generate(G, cfg.samples, torch.Generator().manual_seed(cfg.seed + 2))
+    state = {k: v.detach().clone() for k, v in G.state_dict().items()}
+    samples = final_samples(cfg, state)
     return ToyResult(config=cfg, status=status, history=history, samples=samples,
                      metrics=mode_metrics(samples, cfg.dataset), fail_step=fail_step, fail_reason=reason,
-                     wall_s=time.perf_counter() - t0, snapshots=snapshots)
+                     wall_s=time.perf_counter() - t0, snapshots=snapshots, generator=state)
+
+
+def final_samples(cfg: ToyConfig, generator_state: dict[str, Tensor]) -> Tensor:
+    """The `cfg.samples` points a run's metrics are measured on: its final G (a state dict) on latents of a seed of
+    their own (cfg.seed + 2), so that stored weights give the stored samples back exactly."""
+    G, _ = build_networks(cfg)
+    G.load_state_dict(generator_state)
+    return generate(G, cfg.samples, torch.Generator().manual_seed(cfg.seed + 2))
+
+
+def save_results(results: dict[RunKey, ToyResult], path: Path) -> None:
+    """Store a grid of runs in one file (tensors, numbers and strings only: loads with weights_only=True)."""
+    runs = []
+    for key, r in results.items():
+        runs.append({"key": list(key), "config": asdict(r.config), "status": r.status, "history": r.history,
+                     "samples": r.samples, "metrics": asdict(r.metrics), "fail_step": r.fail_step,
+                     "fail_reason": r.fail_reason, "wall_s": r.wall_s, "generator": r.generator,
+                     "snapshots": [{"step": s.step, "points": torch.from_numpy(s.points),
+                                    "logits": torch.from_numpy(s.logits), "lim": s.lim} for s in r.snapshots]})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(runs, tmp)
+    tmp.replace(path)
+
+
+def load_results(path: Path) -> dict[RunKey, ToyResult]:
+    """The grid `save_results` stored, as train_grid returned it."""
+    runs = torch.load(path, map_location="cpu", weights_only=True)
+    out: dict[RunKey, ToyResult] = {}
+    for run in runs:
+        config = ToyConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in run["config"].items()})
+        snapshots = [Snapshot(step=s["step"], points=s["points"].numpy(), logits=s["logits"].numpy(), lim=s["lim"])
+                     for s in run["snapshots"]]
+        out[tuple(run["key"])] = ToyResult(
+            config=config, status=run["status"], history=run["history"], samples=run["samples"],
+            metrics=ModeMetrics(**run["metrics"]), fail_step=run["fail_step"], fail_reason=run["fail_reason"],
+            wall_s=run["wall_s"], snapshots=snapshots, generator=run["generator"])
+    return out
 
 
 def lazy_penalty(cfg: ToyConfig, step: int) -> tuple[str, float]:
