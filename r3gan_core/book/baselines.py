@@ -77,12 +77,17 @@ def _network(settings: dict[str, Any]) -> dict[str, Any]:
     return {k: settings.get(k) for k in NETWORK_KEYS}
 
 
-def evaluate_baselines(records: list[dict[str, Any]], threads: int | None = None) -> dict[str, Any]:
+def evaluate_baselines(records: list[dict[str, Any]], threads: int | None = None,
+                       kinds: tuple[str, ...] = ("untrained", "real")) -> dict[str, Any]:
     """The untrained and real-data baselines of a chapter's run records, by the runs' own protocol.
 
     One untrained entry per network (config, preset, network options) and seed among the records, one real-data
     entry per seed. Every entry holds the full metrics dict of experiments.score_samples plus `seed` and `label`.
+    kinds: which of the two to evaluate (the other comes back empty); a check of one needs only its own.
     """
+    unknown = sorted(set(kinds) - {"untrained", "real"})
+    if unknown:
+        raise ValueError(f"unknown baseline kinds {unknown}; valid choices: untrained, real")
     from ..data import load_dataset
     from ..report import device_description, git_commit
     from ..sampling import generate_images
@@ -105,11 +110,13 @@ def evaluate_baselines(records: list[dict[str, Any]], threads: int | None = None
             images = load_dataset(first["dataset"], max_items=first["max_items"], seed=seed).images
             reference = protocol_reference(images, first["num_samples"], first.get("real_samples"), seed,
                                            first.get("eval"))
-            fresh = load_dataset(first["dataset"], max_items=first["max_items"], seed=seed + REAL_DRAW_OFFSET).images
-            scores = score_samples(reference, fresh, first["num_samples"], first.get("real_samples"), seed,
-                                   first.get("eval"))
-            real.append({"label": "real data", "seed": seed, "draw_seed": seed + REAL_DRAW_OFFSET, **scores})
-            for settings in networks.values():
+            if "real" in kinds:
+                fresh = load_dataset(first["dataset"], max_items=first["max_items"],
+                                     seed=seed + REAL_DRAW_OFFSET).images
+                scores = score_samples(reference, fresh, first["num_samples"], first.get("real_samples"), seed,
+                                       first.get("eval"))
+                real.append({"label": "real data", "seed": seed, "draw_seed": seed + REAL_DRAW_OFFSET, **scores})
+            for settings in (networks.values() if "untrained" in kinds else ()):
                 G = untrained_generator(settings, seed)
                 fake = generate_images(G, settings["num_samples"], seed=seed)
                 scores = score_samples(reference, fake, first["num_samples"], first.get("real_samples"), seed,

@@ -16,7 +16,10 @@ KID_SUBSET_SIZE = 1000
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """k(x, y) = (x . y / d + 1)^3 for every pair of rows: [len(x), len(y)]."""
-    return (x @ y.T / x.shape[1] + 1.0) ** 3
+    k = x @ y.T
+    k /= x.shape[1]
+    k += 1.0
+    return k * k * k  # the cube as two products, in place before them: half the time of ** 3 (same to 1 ulp)
 
 
 def _within_set(k: np.ndarray) -> float:
