@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--only", choices=sorted(COMMANDS), nargs="+", default=["build", "test"])
     parser.add_argument("--out", type=Path, required=True, help="the JSON record, rewritten after every command")
     args = parser.parse_args()
+    args.out = args.out.resolve()  # the commands run in the clone: every path they are given is absolute
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     records: list[dict] = []
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -262,3 +262,14 @@ def test_a_chapter_killed_with_an_empty_notebook_gets_the_runners_message_and_ex
     assert "empty or partial" in err.err and "What to do: run it alone" in err.err
     assert "retries used: 0" in err.out  # no chapter finished, so none of them used a retry
     assert runner.failing_cell(tmp_path / "out" / "dirac_gan" / "dirac_gan.ipynb").startswith("no cell known")
+
+
+def test_side_by_side_the_longest_chapters_start_first():
+    runner = _runner()
+    names = ["dirac_gan", "toy_2d", "mode_coverage", "config_a", "roadmap", "biggan", "lazy_penalties"]
+    started = []
+    assert runner.run_in_order(names, lambda name: started.append(name) or True, jobs=2)
+    assert started[:3] == ["biggan", "lazy_penalties", "mode_coverage"]
+    started.clear()
+    assert runner.run_in_order(names, lambda name: started.append(name) or True, jobs=1)
+    assert started == names  # one at a time: book order
