@@ -274,6 +274,7 @@ def _watch(command: list[str], dst_nb: Path, chapter_timeout: int, first_cell_li
                 reason = f"no code cell finished within {first_cell_limit}s (a kernel stalled at start-up)"
             if reason:
                 reason += f"; {running_cell(dst_nb)}"
+                print(stall_report(proc.pid, err), file=sys.stderr, flush=True)
                 os.killpg(proc.pid, signal.SIGKILL)  # papermill and its group; the kernel exits when its parent dies
                 proc.wait()
                 return reason
@@ -281,6 +282,22 @@ def _watch(command: list[str], dst_nb: Path, chapter_timeout: int, first_cell_li
             err.seek(0)
             print(err.read()[-3000:], file=sys.stderr)
     return proc.returncode
+
+
+def stall_report(pid: int, err) -> str:
+    """What a chapter about to be killed was doing, for the next person to find the cause: the tail of papermill's
+    log (how far it got: kernel started or not, which cell), and a py-spy stack dump of papermill and of each of its
+    child processes (the kernel) where py-spy is installed."""
+    err.flush()
+    err.seek(0)
+    lines = [f"[run_chapters] papermill's log, last lines:\n{err.read()[-1500:]}"]
+    err.seek(0, os.SEEK_END)
+    if shutil.which("py-spy"):
+        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+        for target in [str(pid), *children]:
+            dump = subprocess.run(["py-spy", "dump", "--pid", target], capture_output=True, text=True, timeout=30)
+            lines.append(f"[run_chapters] py-spy dump of {target}:\n{(dump.stdout + dump.stderr)[-3000:]}")
+    return "\n".join(lines)
 
 
 class ChapterKilled(RuntimeError):
