@@ -212,22 +212,28 @@ def running_cell(notebook: Path) -> str:
 
 
 # A kernel that has not finished even the parameters cell after this long has stalled at start-up; it is killed and
-# the chapter tried again, instead of waiting for the chapter limit. (Stalls seen here: in 3 of 5 quick-suite runs on
-# fresh clones the first smoke chapter, dirac_gan, sat until its limit and then passed on the retry in 13 s; one of
-# them after a code cell had finished, so not every stall is at start-up. The cause is not found; the killed
-# chapter's message names the cell it stalled in.)
+# the chapter tried again, instead of waiting for the chapter limit. The check is made until a code cell is seen
+# finished, and never on a notebook caught half-written: the "start-up stalls" of long chapters in fresh-clone book
+# builds (biggan, lazy_penalties, toy_2d; killed at "no output notebook yet" while their kernel was busy in a later
+# cell, py-spy showed) were this watchdog reading papermill's in-place rewrite of the notebook after 60 s.
 FIRST_CELL_LIMIT = 60
 
 
-def code_cell_finished(notebook: Path) -> bool:
+def code_cell_finished(notebook: Path) -> bool | None:
     """Whether papermill has marked a code cell of the chapter's own in `notebook` (the output it saves as it goes)
-    as completed; the runner's install cell does not count, it finishes before the chapter's first cell runs."""
+    as completed; the runner's install cell does not count, it finishes before the chapter's first cell runs.
+    None when the file is there but cannot be read: papermill rewrites it in place (truncate, then write) at every
+    cell, so a read can catch it half-written, which says nothing about the kernel."""
     import json
 
     try:
-        cells = json.loads(notebook.read_text())["cells"]
-    except (OSError, ValueError, KeyError):  # not written yet, or caught mid-write
+        text = notebook.read_text()
+    except OSError:  # not written yet
         return False
+    try:
+        cells = json.loads(text)["cells"]
+    except (ValueError, KeyError):  # caught mid-write
+        return None
     return any(c.get("cell_type") == "code" and c.get("metadata", {}).get("papermill", {}).get("status") == "completed"
                for c in source_cells(cells))
 
@@ -262,15 +268,17 @@ def _watch(command: list[str], dst_nb: Path, chapter_timeout: int, first_cell_li
     with tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err, text=True,
                                 env=kernel_environment())
-        start, reason = time.monotonic(), None
+        start, reason, started = time.monotonic(), None, False
         while proc.poll() is None:
             time.sleep(0.5)
             elapsed = time.monotonic() - start
-            if held and code_cell_finished(dst_nb):
+            finished = started or code_cell_finished(dst_nb)  # once seen, never asked again (issue 33)
+            started = finished is True
+            if held and started:
                 held.pop().release()
             if elapsed > chapter_timeout:
                 reason = f"no result after {chapter_timeout}s"
-            elif elapsed > first_cell_limit and not code_cell_finished(dst_nb):
+            elif elapsed > first_cell_limit and finished is False:  # None: a half-written notebook, no verdict
                 reason = f"no code cell finished within {first_cell_limit}s (a kernel stalled at start-up)"
             if reason:
                 reason += f"; {running_cell(dst_nb)}"

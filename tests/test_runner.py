@@ -273,3 +273,34 @@ def test_side_by_side_the_longest_chapters_start_first():
     started.clear()
     assert runner.run_in_order(names, lambda name: started.append(name) or True, jobs=1)
     assert started == names  # one at a time: book order
+
+
+REWRITER = '''
+import json, sys, time
+path = sys.argv[1]
+cell = {"cell_type": "code", "metadata": {"papermill": {"status": "completed"}}, "source": "x = 1", "outputs": []}
+text = json.dumps({"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+open(path, "w").write(text)
+end = time.time() + 5
+while time.time() < end:  # as papermill saves at every cell: truncated in place, then written
+    with open(path, "w") as f:
+        f.write(text[:10])
+        f.flush()
+        time.sleep(0.4)
+        f.write(text[10:])
+    time.sleep(0.05)
+'''
+
+
+def test_a_half_written_notebook_after_the_first_cell_is_not_a_start_up_stall(tmp_path):
+    """The watchdog that kills a kernel stalled at start-up reads the notebook papermill rewrites in place; a read
+    that catches it half-written, after a cell has finished, must not kill a chapter that is running fine."""
+    runner = _runner()
+    notebook = tmp_path / "chapter.ipynb"
+    notebook.write_text('{"cells": [')  # a half-written file reads as "no verdict", not "nothing finished"
+    assert runner.code_cell_finished(notebook) is None
+    assert runner.code_cell_finished(tmp_path / "missing.ipynb") is False
+    notebook.unlink()
+    code = runner._watch([sys.executable, "-c", REWRITER, str(notebook)], notebook, chapter_timeout=60,
+                         first_cell_limit=1, held=[])
+    assert code == 0
