@@ -64,8 +64,10 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="r3gan-fresh-") as tmp:
             clone = Path(tmp) / "r3gan-book"
             subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True)
+            cloned = subprocess.run(["git", "-C", str(clone), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                    text=True).stdout.strip()  # HEAD may move while the clones run
             for kind in args.only:
-                record = run(kind, clone, log_dir, k)
+                record = {**run(kind, clone, log_dir, k), "commit": cloned}
                 records.append(record)
                 print(f"[fresh_clone_runs] clone {k + 1}/{args.clones} {kind}: rc {record['returncode']}, "
                       f"{record['wall_s']} s, retries {record['retries']}, {record['pytest'] or ''}", flush=True)
