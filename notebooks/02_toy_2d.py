@@ -79,19 +79,25 @@ RUNS_FILE = "toy_runs.pt"  # every run of the grid: config, history, snapshots, 
 # samples should cover every mode, be about 99% high quality (a 2D Gaussian puts $1 - e^{-9/2} = 98.9\%$ of
 # its mass within 3 std) and have a KL near 0. And check what *noise* scores: samples spread uniformly over
 # the plotted square hit some of the small high-quality discs by chance, so a mode count or a KL means
-# little without the high-quality fraction beside it.
+# little without the high-quality fraction beside it. Last, an untrained generator (the same network, before its
+# first step): a trained run that scores no better than it did not train.
 
 # %%
 reference = {}
 for name in settings["datasets"]:
     true = toy.mode_metrics(toy.sample_mixture(name, settings["samples"], torch.Generator().manual_seed(0)), name)
     noise = toy.uniform_baseline(name, settings["samples"])
+    untrained = toy.untrained_baseline(toy.replace(toy.config_from_settings(settings), dataset=name,
+                                                   seed=settings["seeds"][0]))
     reference[name] = {"num_modes": true.num_modes, "true_modes": true.modes, "true_hq": true.high_quality,
                        "true_kl": true.reverse_kl, "uniform_modes": noise.modes, "uniform_hq": noise.high_quality,
-                       "uniform_kl": noise.reverse_kl}
+                       "uniform_kl": noise.reverse_kl, "untrained_modes": untrained.modes,
+                       "untrained_hq": untrained.high_quality, "untrained_kl": untrained.reverse_kl}
     print(f"{name}: true samples cover {true.modes}/{true.num_modes} modes, high quality {true.high_quality:.3f}, "
           f"KL {true.reverse_kl:.4f}; uniform noise covers {noise.modes}/{noise.num_modes}, "
-          f"high quality {noise.high_quality:.4f}, KL {noise.reverse_kl:.3f}")
+          f"high quality {noise.high_quality:.4f}, KL {noise.reverse_kl:.3f}; an untrained generator (seed "
+          f"{settings['seeds'][0]}) covers {untrained.modes}/{untrained.num_modes}, high quality "
+          f"{untrained.high_quality:.4f}, KL {untrained.reverse_kl:.3f}")
 fig = toy.plot_mixtures(tuple(settings["datasets"]), n=settings["samples"])
 add_footer(fig, prov)
 plt.show()

@@ -567,3 +567,18 @@ def test_stored_toy_results_are_sealed(name, profile):
     from r3gan_core.book.seal import seal_problems
 
     assert seal_problems(chapter.results_dir(name, profile)) == []
+
+
+@pytest.mark.parametrize("name, profile, record", [pytest.param(*s, id=f"{s[0]}-{s[1]}") for s in STORED_TOYS])
+def test_stored_toy_baselines_rederive(name, profile, record):
+    """The untrained generator's and uniform noise's mode metrics beside the runs are what the library computes."""
+    from r3gan_core.convergence import toy
+
+    settings = chapter_settings(name, profile)
+    for dataset, ref in record["metrics"]["reference"].items():
+        cfg = toy.replace(toy.config_from_settings(settings), dataset=dataset, seed=settings["seeds"][0])
+        untrained, noise = toy.untrained_baseline(cfg), toy.uniform_baseline(dataset, settings["samples"])
+        assert (ref["untrained_modes"], ref["untrained_hq"]) == (untrained.modes, untrained.high_quality)
+        assert math.isclose(ref["untrained_kl"], untrained.reverse_kl, rel_tol=1e-9) or \
+            ref["untrained_kl"] == str(untrained.reverse_kl)
+        assert (ref["uniform_modes"], ref["uniform_hq"]) == (noise.modes, noise.high_quality)

@@ -392,6 +392,13 @@ def final_samples(cfg: ToyConfig, generator_state: dict[str, Tensor]) -> Tensor:
     return generate(G, cfg.samples, torch.Generator().manual_seed(cfg.seed + 2))
 
 
+def untrained_baseline(cfg: ToyConfig) -> ModeMetrics:
+    """The mode metrics of cfg's generator before any step (initialised from cfg.seed), on the same latents a trained
+    run is measured on: the baseline a trained run must beat to count as trained."""
+    G, _ = build_networks(cfg)
+    return mode_metrics(final_samples(cfg, G.state_dict()), cfg.dataset)
+
+
 def save_results(results: dict[RunKey, ToyResult], path: Path) -> None:
     """Store a grid of runs in one file (tensors, numbers and strings only: loads with weights_only=True)."""
     runs = []
