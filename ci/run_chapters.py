@@ -378,6 +378,9 @@ def publish(name: str, out: Path, command: str | None = None, republished: str |
         raise ValueError(f"refusing to publish {name!r} in profile {profile!r}: only {PUBLISHED_PROFILES} results "
                          "are published")
     source, target = out / name, root / name / profile
+    from r3gan_core.report import git_commit
+
+    commit = git_commit()  # before the copy below makes the tree dirty
     files = [f for f in source.iterdir() if f.is_file() and f.suffix in {".json", ".png", ".csv"}]
     files += sorted((source / "generators").glob("*.pt"))
     for f in files:
@@ -390,10 +393,8 @@ def publish(name: str, out: Path, command: str | None = None, republished: str |
         record["provenance"]["command"] = command
         write_json_atomic(target / "metrics.json", record)
     if republished is not None:  # the training provenance stays; what re-rendered it is noted beside
-        from r3gan_core.report import git_commit
-
         record["provenance"] = {**previous, **record["provenance"],
-                                "republished": {"command": republished, "commit": git_commit(),
+                                "republished": {"command": republished, "commit": commit,
                                                 "date": time.strftime("%Y-%m-%d")}}
         write_json_atomic(target / "metrics.json", record)
     # Generators of the record's finished runs stay: a chapter that rendered its stored runs (adding what they
