@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 
 from r3gan_core.book.profiles import PROFILES, book_profile, chapter_names, chapter_profiles  # noqa: E402
 from r3gan_core.book.seal import write_seal  # noqa: E402
-from r3gan_core.report import read_json, write_json_atomic  # noqa: E402
+from r3gan_core.report import git_commit, read_json, write_json_atomic  # noqa: E402
 
 NOTEBOOKS = REPO / "notebooks"
 RESULTS = REPO / "results"
@@ -378,8 +378,6 @@ def publish(name: str, out: Path, command: str | None = None, republished: str |
         raise ValueError(f"refusing to publish {name!r} in profile {profile!r}: only {PUBLISHED_PROFILES} results "
                          "are published")
     source, target = out / name, root / name / profile
-    from r3gan_core.report import git_commit
-
     commit = git_commit()  # before the copy below makes the tree dirty
     files = [f for f in source.iterdir() if f.is_file() and f.suffix in {".json", ".png", ".csv"}]
     files += sorted((source / "generators").glob("*.pt"))
